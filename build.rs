@@ -1,0 +1,88 @@
+//! Build script: generates the C header with cbindgen into `OUT_DIR`, gives the
+//! shared library its SONAME, and writes one `#[test]` per `c_tests/*.c` file.
+//!
+//! The checked-in `include/pyheap.h` is never written here: `tests/header.rs`
+//! compares it with the generated one (and rewrites it when `PYHEAP_BLESS=1`),
+//! so a stale header is a failing test rather than a silent rewrite.
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn main() {
+    let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
+
+    println!("cargo:rerun-if-changed=src");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+    println!("cargo:rerun-if-changed=c_tests");
+    println!("cargo:rerun-if-changed=build.rs");
+
+    // The C test harness asks the cc crate for this target's compiler.
+    println!(
+        "cargo:rustc-env=PYHEAP_TARGET={}",
+        env::var("TARGET").expect("TARGET")
+    );
+
+    generate_header(&crate_dir, &out_dir);
+    write_c_test_list(&crate_dir, &out_dir);
+
+    // A versioned SONAME, so programs linked against libpyheap.so record
+    // libpyheap.so.0 and survive compatible upgrades.
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libpyheap.so.0");
+    }
+}
+
+fn generate_header(crate_dir: &Path, out_dir: &Path) {
+    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
+        .expect("cbindgen.toml must parse");
+    let bindings = cbindgen::Builder::new()
+        .with_crate(crate_dir)
+        .with_config(config)
+        .generate()
+        .expect("cbindgen failed to generate the header");
+    bindings.write_to_file(out_dir.join("pyheap.h"));
+}
+
+/// One test function per C file, so `cargo test c_alloc_basic` runs one
+/// program; files that ask for it (`// pyheap-test: cpython`) get a second
+/// test that builds them against CPython 3.11 instead.
+fn write_c_test_list(crate_dir: &Path, out_dir: &Path) {
+    let dir = crate_dir.join("c_tests");
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "c"))
+                .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let mut code = String::new();
+    for name in &names {
+        let ident: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        writeln!(
+            code,
+            "#[test]\nfn c_{ident}() {{ crate::run_c_test({name:?}, false); }}\n"
+        )
+        .expect("writing to a String cannot fail");
+        let source = fs::read_to_string(dir.join(format!("{name}.c"))).unwrap_or_default();
+        if source
+            .lines()
+            .any(|l| l.trim() == "// pyheap-test: cpython")
+        {
+            writeln!(
+                code,
+                "#[test]\nfn c_{ident}_cpython() {{ crate::run_c_test({name:?}, true); }}\n"
+            )
+            .expect("writing to a String cannot fail");
+        }
+    }
+    fs::write(out_dir.join("c_tests_list.rs"), code).expect("write c_tests_list.rs");
+}

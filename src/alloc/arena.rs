@@ -1,0 +1,264 @@
+//! Arenas and the table that chooses among them.
+//!
+//! Each arena keeps its pools in two 64-bit masks. Arenas with at least one
+//! free pool sit in buckets by their number of free pools, and a new pool is
+//! taken from the non-empty bucket with the fewest free pools: the fullest
+//! arenas fill up first, so the emptiest ones drain and can be given back
+//! (CPython gets the same order from a sorted list, SPEC.md §2.7).
+//!
+//! Invariants (checked by `ArenaTable::check_invariants`):
+//! 1. A slot is live iff `base != 0`; `unused` lists exactly the dead slots.
+//! 2. `nfree == free_mask.count_ones()` and `dirty_mask ⊆ free_mask`.
+//! 3. A live arena is in bucket `nfree` iff `nfree > 0`; bit `nfree - 1` of
+//!    `nonempty` is set iff that bucket's list is non-empty.
+
+use crate::domains::PyObjectArenaAllocator;
+
+/// "No arena" in the u32 links.
+pub(crate) const NONE: u32 = u32::MAX;
+
+/// One arena: a region from the arena allocator carved into pools.
+#[derive(Clone, Copy)]
+pub struct Arena {
+    /// Address the arena allocator returned; 0 for a dead slot.
+    pub base: usize,
+    /// Address of the first pool (`base` rounded up to the pool size).
+    pub first_pool: usize,
+    /// Pools in this arena (64, or 63 when `base` is not pool-aligned).
+    pub npools: u32,
+    /// Pools not in use.
+    pub nfree: u32,
+    /// Bit `i` set iff pool `i` is not in use.
+    pub free_mask: u64,
+    /// Bit `i` set iff pool `i` is free but its pages may still be resident.
+    pub dirty_mask: u64,
+    /// Links in the bucket list for `nfree`.
+    pub next: u32,
+    /// See `next`.
+    pub prev: u32,
+    /// The allocator that made this arena and must free it.
+    pub allocator: PyObjectArenaAllocator,
+    /// True when the memory is a private anonymous mapping we may `madvise`.
+    pub purgeable: bool,
+}
+
+impl Arena {
+    /// Address of pool `i`.
+    pub fn pool_addr(&self, i: u32) -> usize {
+        self.first_pool + ((i as usize) << super::size_class::POOL_BITS)
+    }
+
+    /// End of the pooled range.
+    pub fn pools_end(&self) -> usize {
+        self.pool_addr(self.npools)
+    }
+
+    /// Index of the pool at `addr`.
+    pub fn pool_index(&self, addr: usize) -> u32 {
+        ((addr - self.first_pool) >> super::size_class::POOL_BITS) as u32
+    }
+
+    /// True if no pool is in use.
+    pub fn is_wholly_free(&self) -> bool {
+        self.nfree == self.npools
+    }
+
+    fn dead(allocator: PyObjectArenaAllocator) -> Self {
+        Arena {
+            base: 0,
+            first_pool: 0,
+            npools: 0,
+            nfree: 0,
+            free_mask: 0,
+            dirty_mask: 0,
+            next: NONE,
+            prev: NONE,
+            allocator,
+            purgeable: false,
+        }
+    }
+}
+
+/// All arenas, live and dead, plus the buckets.
+pub struct ArenaTable {
+    /// Every slot ever used; indices are stable (pool headers store them).
+    pub slots: Vec<Arena>,
+    unused: Vec<u32>,
+    bucket: [u32; 65],
+    nonempty: u64,
+}
+
+impl ArenaTable {
+    /// An empty table.
+    pub const fn new() -> Self {
+        ArenaTable {
+            slots: Vec::new(),
+            unused: Vec::new(),
+            bucket: [NONE; 65],
+            nonempty: 0,
+        }
+    }
+
+    /// Adds a live arena and files it in its bucket. Returns its index, or
+    /// None if the table cannot grow.
+    pub fn insert(&mut self, arena: Arena) -> Option<u32> {
+        let idx = match self.unused.pop() {
+            Some(i) => {
+                self.slots[i as usize] = arena;
+                i
+            }
+            None => {
+                if self.slots.len() >= NONE as usize || self.slots.try_reserve(1).is_err() {
+                    return None;
+                }
+                self.slots.push(arena);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.link(idx);
+        Some(idx)
+    }
+
+    /// Removes a live arena from its bucket and marks its slot dead.
+    pub fn remove(&mut self, idx: u32) {
+        self.unlink(idx);
+        let allocator = self.slots[idx as usize].allocator;
+        self.slots[idx as usize] = Arena::dead(allocator);
+        // Cannot fail to grow beyond the slot count, reserved in insert().
+        if self.unused.try_reserve(1).is_ok() {
+            self.unused.push(idx);
+        }
+    }
+
+    /// The arena with the fewest free pools among those with any, or NONE.
+    #[inline]
+    pub fn fullest_with_room(&self) -> u32 {
+        if self.nonempty == 0 {
+            return NONE;
+        }
+        self.bucket[self.nonempty.trailing_zeros() as usize + 1]
+    }
+
+    /// Call after changing `nfree` of a live arena from `old_nfree`.
+    pub fn refile(&mut self, idx: u32, old_nfree: u32) {
+        let new_nfree = self.slots[idx as usize].nfree;
+        if new_nfree == old_nfree {
+            return;
+        }
+        self.slots[idx as usize].nfree = old_nfree;
+        self.unlink(idx);
+        self.slots[idx as usize].nfree = new_nfree;
+        self.link(idx);
+    }
+
+    fn link(&mut self, idx: u32) {
+        let nfree = self.slots[idx as usize].nfree as usize;
+        if nfree == 0 {
+            return;
+        }
+        let head = self.bucket[nfree];
+        {
+            let a = &mut self.slots[idx as usize];
+            a.next = head;
+            a.prev = NONE;
+        }
+        if head != NONE {
+            self.slots[head as usize].prev = idx;
+        }
+        self.bucket[nfree] = idx;
+        self.nonempty |= 1 << (nfree - 1);
+    }
+
+    fn unlink(&mut self, idx: u32) {
+        let (nfree, next, prev) = {
+            let a = &self.slots[idx as usize];
+            (a.nfree as usize, a.next, a.prev)
+        };
+        if nfree == 0 {
+            return;
+        }
+        if prev != NONE {
+            self.slots[prev as usize].next = next;
+        } else {
+            self.bucket[nfree] = next;
+        }
+        if next != NONE {
+            self.slots[next as usize].prev = prev;
+        }
+        if self.bucket[nfree] == NONE {
+            self.nonempty &= !(1 << (nfree - 1));
+        }
+        let a = &mut self.slots[idx as usize];
+        a.next = NONE;
+        a.prev = NONE;
+    }
+
+    /// Live arenas with their indices.
+    pub fn live(&self) -> impl Iterator<Item = (u32, &Arena)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.base != 0)
+            .map(|(i, a)| (i as u32, a))
+    }
+
+    /// Checks the numbered invariants of the module docs.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        // (1)
+        for (i, a) in self.slots.iter().enumerate() {
+            let listed = self.unused.contains(&(i as u32));
+            if (a.base == 0) != listed {
+                return Err(format!(
+                    "(1) slot {i}: base {:#x}, listed unused {listed}",
+                    a.base
+                ));
+            }
+        }
+        for (i, a) in self.live() {
+            // (2)
+            if a.nfree != a.free_mask.count_ones() {
+                return Err(format!(
+                    "(2) arena {i}: nfree {} vs mask {:#x}",
+                    a.nfree, a.free_mask
+                ));
+            }
+            if a.dirty_mask & !a.free_mask != 0 {
+                return Err(format!("(2) arena {i}: dirty pools in use"));
+            }
+            if a.npools < 64 && a.free_mask >> a.npools != 0 {
+                return Err(format!("(2) arena {i}: free bits beyond npools"));
+            }
+        }
+        // (3)
+        let mut seen = 0usize;
+        for nfree in 1..=64usize {
+            let mut idx = self.bucket[nfree];
+            let mut prev = NONE;
+            if (idx != NONE) != (self.nonempty >> (nfree - 1) & 1 == 1) {
+                return Err(format!("(3) bucket {nfree}: nonempty bit wrong"));
+            }
+            while idx != NONE {
+                let a = &self.slots[idx as usize];
+                if a.base == 0 || a.nfree as usize != nfree || a.prev != prev {
+                    return Err(format!("(3) arena {idx} misfiled in bucket {nfree}"));
+                }
+                seen += 1;
+                prev = idx;
+                idx = a.next;
+            }
+        }
+        let want = self.live().filter(|(_, a)| a.nfree > 0).count();
+        if seen != want {
+            return Err(format!(
+                "(3) {seen} arenas in buckets, {want} with free pools"
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for ArenaTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}

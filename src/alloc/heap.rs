@@ -1,0 +1,704 @@
+//! `SmallHeap`: the pool allocator behind the MEM and OBJ domains.
+//!
+//! Fast paths (about 20 instructions each, no calls):
+//! - `alloc`: pop the free list of the first pool on the size class's used
+//!   list, set the block's live bit.
+//! - `free`: ask the address map whether the pointer is pooled, clear its
+//!   live bit (a clear bit is a double or invalid free: fatal report), push it
+//!   on its pool's free list.
+//!
+//! Everything else (a pool fills up or empties, new pools and arenas, giving
+//! memory back) is in `#[inline(never)]` slow paths.
+//!
+//! Invariants beyond those of `pool.rs` and `arena.rs` (checked by
+//! [`SmallHeap::check_invariants`]):
+//! 1. `used[c]` is the sentinel iff no pool of class `c` is partly used;
+//!    otherwise it heads a null-terminated, doubly linked list of exactly the
+//!    pools of class `c` that are neither full nor free.
+//! 2. `dirty_pools` is the number of dirty bits over all arenas; only
+//!    purgeable arenas have dirty bits.
+//! 3. At most one arena is wholly free, and if one is, it is `spare`.
+
+use core::fmt::{self, Write};
+use core::ptr;
+
+use super::arena::{Arena, ArenaTable, NONE};
+use super::os;
+use super::pool::{
+    self, POOL_OVERHEAD, PoolHeader, blocks_per_pool, extend_from_virgin, init_pool, pool_of,
+};
+use super::radix::RadixMap;
+use super::size_class::*;
+use crate::domains::PyObjectArenaAllocator;
+use crate::fatal::{self, Misuse, StackBuf};
+
+/// The shared empty pool: its free list is always empty, so the allocation
+/// fast path needs no null test for an empty used list.
+struct Sentinel(PoolHeader);
+
+// SAFETY: the sentinel is never written (every writer checks for it first),
+// so sharing it between threads is sharing immutable data.
+unsafe impl Sync for Sentinel {}
+
+static EMPTY_POOL: Sentinel = Sentinel(PoolHeader {
+    freeblock: ptr::null_mut(),
+    count: 0,
+    szidx: u32::MAX,
+    nextpool: ptr::null_mut(),
+    prevpool: ptr::null_mut(),
+    arena: NONE,
+    nextoffset: u32::MAX,
+    maxnextoffset: 0,
+    size: 0,
+    live: [0; pool::LIVE_WORDS],
+});
+
+#[inline(always)]
+fn sentinel() -> *mut PoolHeader {
+    ptr::addr_of!(EMPTY_POOL.0).cast_mut()
+}
+
+/// Default number of free pools whose pages may stay resident before they
+/// are all given back to the OS (64 pools = 1 MiB).
+pub(crate) const DEFAULT_PURGE_THRESHOLD: usize = 64;
+
+/// Counters kept for the statistics report.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct HeapCounters {
+    /// Arenas obtained from the arena allocator, ever.
+    pub arenas_allocated_total: usize,
+    /// Arenas given back, ever.
+    pub arenas_reclaimed: usize,
+    /// Most arenas live at once.
+    pub arenas_highwater: usize,
+    /// Pools whose pages were given back with `madvise`, ever.
+    pub pools_purged: usize,
+}
+
+/// The pool allocator's whole state.
+pub struct SmallHeap {
+    used: [*mut PoolHeader; NB_SMALL_SIZE_CLASSES],
+    /// Which addresses are pooled.
+    pub map: RadixMap,
+    /// Every arena.
+    pub arenas: ArenaTable,
+    arena_allocator: PyObjectArenaAllocator,
+    spare: u32,
+    dirty_pools: usize,
+    /// Dirty free pools tolerated before a purge.
+    pub purge_threshold: usize,
+    /// Statistics counters.
+    pub counters: HeapCounters,
+}
+
+impl SmallHeap {
+    /// An empty heap using the default (mmap) arena allocator.
+    pub const fn new() -> Self {
+        SmallHeap {
+            used: [ptr::addr_of!(EMPTY_POOL.0).cast_mut(); NB_SMALL_SIZE_CLASSES],
+            map: RadixMap::new(),
+            arenas: ArenaTable::new(),
+            arena_allocator: PyObjectArenaAllocator::DEFAULT,
+            spare: NONE,
+            dirty_pools: 0,
+            purge_threshold: DEFAULT_PURGE_THRESHOLD,
+            counters: HeapCounters {
+                arenas_allocated_total: 0,
+                arenas_reclaimed: 0,
+                arenas_highwater: 0,
+                pools_purged: 0,
+            },
+        }
+    }
+
+    /// The arena allocator used for new arenas.
+    pub fn arena_allocator(&self) -> PyObjectArenaAllocator {
+        self.arena_allocator
+    }
+
+    /// Sets the arena allocator for new arenas; each existing arena is still
+    /// freed by the allocator that made it.
+    pub fn set_arena_allocator(&mut self, a: PyObjectArenaAllocator) {
+        self.arena_allocator = a;
+    }
+
+    /// True iff `p` points into one of this heap's pools.
+    #[inline(always)]
+    pub fn owns(&self, p: *const u8) -> bool {
+        self.map.contains(p as usize)
+    }
+
+    /// Allocates `n` bytes, `1 <= n <= 512`, 16-byte aligned. Returns null if
+    /// `n` is outside that range or no arena could be had; the caller then
+    /// falls back to the raw domain, as CPython does.
+    #[inline(always)]
+    pub fn alloc(&mut self, n: usize) -> *mut u8 {
+        if n.wrapping_sub(1) >= SMALL_REQUEST_THRESHOLD {
+            return ptr::null_mut();
+        }
+        let c = class_of(n);
+        let pool = self.used[c];
+        // SAFETY: used[c] is the sentinel or a live pool header (invariant 1).
+        let block = unsafe { (*pool).freeblock };
+        if block.is_null() {
+            return self.alloc_from_new_pool(c);
+        }
+        // SAFETY: pool is a live pool (the sentinel's free list is empty), and
+        // block heads its free list, so its first word holds the next link.
+        unsafe {
+            let next = block.cast::<*mut u8>().read();
+            (*pool).freeblock = next;
+            (*pool).count += 1;
+            pool::mark_live(pool, block);
+            if next.is_null() {
+                self.refill(pool);
+            }
+        }
+        block
+    }
+
+    /// Frees `p` if it is pooled and returns true; returns false (doing
+    /// nothing) if `p` is not ours. A pooled `p` that is not an allocated
+    /// block's start is a fatal misuse report naming `api`.
+    ///
+    /// # Safety
+    /// `p` must not be used after it is freed.
+    #[inline(always)]
+    pub unsafe fn free(&mut self, p: *mut u8, api: &'static str) -> bool {
+        if !self.owns(p) {
+            return false;
+        }
+        let pool = pool_of(p);
+        // SAFETY: p is inside one of our pools, so its pool's header is
+        // readable memory of ours (zeroes if the pool was never used).
+        unsafe {
+            if !pool::take_live(pool, p) {
+                self.bad_pointer(p, api);
+            }
+            let old = (*pool).freeblock;
+            p.cast::<*mut u8>().write(old);
+            (*pool).freeblock = p;
+            (*pool).count -= 1;
+            if old.is_null() || (*pool).count == 0 {
+                self.pool_state_changed(pool, old.is_null());
+            }
+        }
+        true
+    }
+
+    /// The block size of the allocated pooled block `p`, or None if `p` is
+    /// not ours. A pooled `p` that is not an allocated block is a fatal misuse
+    /// report naming `api`.
+    #[inline]
+    pub fn block_size(&self, p: *mut u8, api: &'static str) -> Option<usize> {
+        if !self.owns(p) {
+            return None;
+        }
+        let pool = pool_of(p);
+        // SAFETY: as in free: the header of a pooled address is our memory.
+        unsafe {
+            if !pool::is_live(pool, p) {
+                self.bad_pointer(p, api);
+            }
+            Some((*pool).size as usize)
+        }
+    }
+
+    /// The pool just ran out of free blocks: give it a virgin one, or take it
+    /// off the used list because it is full.
+    #[inline(never)]
+    fn refill(&mut self, pool: *mut PoolHeader) {
+        // SAFETY: pool is a live pool on the used list with an empty free list.
+        unsafe {
+            if extend_from_virgin(pool) {
+                return;
+            }
+            self.unlink_used(pool);
+        }
+    }
+
+    /// Slow path of `alloc`: no partly used pool of class `c` exists.
+    #[inline(never)]
+    fn alloc_from_new_pool(&mut self, c: usize) -> *mut u8 {
+        let mut idx = self.arenas.fullest_with_room();
+        if idx == NONE {
+            match self.new_arena() {
+                Some(i) => idx = i,
+                None => return ptr::null_mut(),
+            }
+        }
+        let (pool_addr, old_nfree) = {
+            let a = &mut self.arenas.slots[idx as usize];
+            let i = a.free_mask.trailing_zeros();
+            let bit = 1u64 << i;
+            a.free_mask &= !bit;
+            if a.dirty_mask & bit != 0 {
+                a.dirty_mask &= !bit;
+                self.dirty_pools -= 1;
+            }
+            let old = a.nfree;
+            a.nfree -= 1;
+            (a.pool_addr(i), old)
+        };
+        self.arenas.refile(idx, old_nfree);
+        if self.spare == idx {
+            self.spare = NONE;
+        }
+        let pool = pool_addr as *mut PoolHeader;
+        // SAFETY: the pool was free in a live arena and is now ours to set up;
+        // the used list of class c is empty (that is why we are here), so the
+        // pool becomes its only member.
+        unsafe {
+            let block = init_pool(pool, idx, c);
+            self.used[c] = pool;
+            block
+        }
+    }
+
+    /// Called by `free` when the pool was full or has become empty.
+    ///
+    /// # Safety
+    /// `pool` is a live pool header just updated by `free`.
+    #[inline(never)]
+    unsafe fn pool_state_changed(&mut self, pool: *mut PoolHeader, was_full: bool) {
+        // SAFETY: caller's contract; list operations keep invariant 1.
+        unsafe {
+            if (*pool).count != 0 {
+                // Was full: it has a free block again. Put it first, so the
+                // next allocation of its class reuses the block just freed.
+                self.push_used(pool);
+                return;
+            }
+            if !was_full {
+                self.unlink_used(pool);
+            }
+        }
+        // SAFETY: a live header records its arena.
+        let idx = unsafe { (*pool).arena };
+        let (old_nfree, wholly_free) = {
+            let a = &mut self.arenas.slots[idx as usize];
+            let bit = 1u64 << a.pool_index(pool as usize);
+            a.free_mask |= bit;
+            if a.purgeable {
+                a.dirty_mask |= bit;
+                self.dirty_pools += 1;
+            }
+            let old = a.nfree;
+            a.nfree += 1;
+            (old, a.is_wholly_free())
+        };
+        self.arenas.refile(idx, old_nfree);
+        if wholly_free {
+            if self.spare == NONE {
+                self.spare = idx;
+            } else {
+                self.release_arena(idx);
+            }
+        }
+        if self.dirty_pools > self.purge_threshold {
+            self.purge();
+        }
+    }
+
+    /// # Safety
+    /// `pool` is a live header not on any list.
+    unsafe fn push_used(&mut self, pool: *mut PoolHeader) {
+        // SAFETY: caller's contract; `head` is the sentinel or a live header.
+        unsafe {
+            let c = (*pool).szidx as usize;
+            let head = self.used[c];
+            (*pool).prevpool = ptr::null_mut();
+            if head == sentinel() {
+                (*pool).nextpool = ptr::null_mut();
+            } else {
+                (*pool).nextpool = head;
+                (*head).prevpool = pool;
+            }
+            self.used[c] = pool;
+        }
+    }
+
+    /// # Safety
+    /// `pool` is a live header on its class's used list.
+    unsafe fn unlink_used(&mut self, pool: *mut PoolHeader) {
+        // SAFETY: caller's contract; its neighbours are live headers.
+        unsafe {
+            let (next, prev) = ((*pool).nextpool, (*pool).prevpool);
+            if prev.is_null() {
+                self.used[(*pool).szidx as usize] = if next.is_null() { sentinel() } else { next };
+            } else {
+                (*prev).nextpool = next;
+            }
+            if !next.is_null() {
+                (*next).prevpool = prev;
+            }
+            (*pool).nextpool = ptr::null_mut();
+            (*pool).prevpool = ptr::null_mut();
+        }
+    }
+
+    /// Gets an arena from the arena allocator, registers its pools in the
+    /// address map and files it. None on any failure (nothing leaks).
+    #[cold]
+    fn new_arena(&mut self) -> Option<u32> {
+        let alloc = self.arena_allocator;
+        let alloc_fn = alloc.alloc?;
+        // SAFETY: calling the installed arena allocator as its contract says.
+        let base = unsafe { alloc_fn(alloc.ctx, ARENA_SIZE) } as usize;
+        if base == 0 {
+            return None;
+        }
+        let release = |base: usize| {
+            if let Some(f) = alloc.free {
+                // SAFETY: returning the block we just got, unused.
+                unsafe { f(alloc.ctx, base as *mut _, ARENA_SIZE) };
+            }
+        };
+        let first_pool = (base + POOL_MASK) & !POOL_MASK;
+        let end = (base + ARENA_SIZE) & !POOL_MASK;
+        let npools = (end.saturating_sub(first_pool) / POOL_SIZE) as u32;
+        if npools == 0 || self.map.register(first_pool, end).is_err() {
+            release(base);
+            return None;
+        }
+        let purgeable = alloc.is_default();
+        if !purgeable {
+            // Memory of unknown contents: zero the headers so a stray free
+            // into a pool never used reads a clear live bitmap.
+            for i in 0..npools as usize {
+                // SAFETY: each header lies inside the arena we were given.
+                unsafe {
+                    ptr::write_bytes((first_pool + i * POOL_SIZE) as *mut u8, 0, POOL_OVERHEAD)
+                };
+            }
+        }
+        let arena = Arena {
+            base,
+            first_pool,
+            npools,
+            nfree: npools,
+            free_mask: if npools == 64 {
+                !0
+            } else {
+                (1u64 << npools) - 1
+            },
+            dirty_mask: 0,
+            next: NONE,
+            prev: NONE,
+            allocator: alloc,
+            purgeable,
+        };
+        let Some(idx) = self.arenas.insert(arena) else {
+            self.map.unregister(first_pool, end);
+            release(base);
+            return None;
+        };
+        let c = &mut self.counters;
+        c.arenas_allocated_total += 1;
+        let live = c.arenas_allocated_total - c.arenas_reclaimed;
+        c.arenas_highwater = c.arenas_highwater.max(live);
+        Some(idx)
+    }
+
+    /// Gives a wholly free arena back to the allocator that made it.
+    fn release_arena(&mut self, idx: u32) {
+        let a = self.arenas.slots[idx as usize];
+        debug_assert!(a.is_wholly_free());
+        self.map.unregister(a.first_pool, a.pools_end());
+        self.dirty_pools -= a.dirty_mask.count_ones() as usize;
+        self.arenas.remove(idx);
+        if self.spare == idx {
+            self.spare = NONE;
+        }
+        if let Some(f) = a.allocator.free {
+            // SAFETY: the arena is wholly free and unregistered: nothing of
+            // ours points into it any more.
+            unsafe { f(a.allocator.ctx, a.base as *mut _, ARENA_SIZE) };
+        }
+        self.counters.arenas_reclaimed += 1;
+    }
+
+    /// Gives the pages of every dirty free pool back to the OS.
+    #[cold]
+    pub fn purge(&mut self) {
+        for a in self.arenas.slots.iter_mut().filter(|a| a.base != 0) {
+            let mut mask = a.dirty_mask;
+            while mask != 0 {
+                let start = mask.trailing_zeros();
+                let run = (mask >> start).trailing_ones();
+                // SAFETY: these pools are free (dirty ⊆ free) in a purgeable
+                // arena, a private anonymous mapping of ours.
+                unsafe { os::discard(a.pool_addr(start) as *mut u8, run as usize * POOL_SIZE) };
+                self.counters.pools_purged += run as usize;
+                mask &= if start + run >= 64 {
+                    0
+                } else {
+                    !0u64 << (start + run)
+                };
+            }
+            a.dirty_mask = 0;
+        }
+        self.dirty_pools = 0;
+    }
+
+    /// Reports a pooled pointer that is not an allocated block, and aborts.
+    #[cold]
+    #[inline(never)]
+    fn bad_pointer(&self, p: *mut u8, api: &'static str) -> ! {
+        let pool = pool_of(p);
+        let addr = p as usize;
+        let off = addr - pool as usize;
+        let arena = self
+            .arenas
+            .live()
+            .find(|(_, a)| a.first_pool <= addr && addr < a.pools_end());
+        let pool_free =
+            arena.is_some_and(|(_, a)| a.free_mask >> a.pool_index(pool as usize) & 1 == 1);
+        // SAFETY: the header of a pooled address is our readable memory; we
+        // only read it when the pool is in use, when its fields are valid.
+        let (size, nextoffset) = if pool_free {
+            (0, 0)
+        } else {
+            unsafe { ((*pool).size as usize, (*pool).nextoffset as usize) }
+        };
+        let on_block_start = size != 0 && off >= POOL_OVERHEAD && (off - POOL_OVERHEAD) % size == 0;
+        let kind = if on_block_start && off < nextoffset {
+            Misuse::DoubleFree
+        } else {
+            Misuse::InvalidFree
+        };
+        let detail = |out: &mut StackBuf<2048>| -> fmt::Result {
+            if pool_free {
+                writeln!(
+                    out,
+                    "  the address lies in a free pool at {:#x}: no block there is allocated",
+                    pool as usize
+                )?;
+            } else if on_block_start && off < nextoffset {
+                writeln!(
+                    out,
+                    "  the block ({size} bytes, pool {:#x}) was already freed",
+                    pool as usize
+                )?;
+            } else if on_block_start {
+                writeln!(
+                    out,
+                    "  the block ({size} bytes, pool {:#x}) was never allocated",
+                    pool as usize
+                )?;
+            } else if off < POOL_OVERHEAD {
+                writeln!(
+                    out,
+                    "  the address lies in the header of the pool at {:#x}",
+                    pool as usize
+                )?;
+            } else {
+                let start = pool as usize + POOL_OVERHEAD + (off - POOL_OVERHEAD) / size * size;
+                writeln!(
+                    out,
+                    "  the address is {} bytes into the {size}-byte block at {start:#x}",
+                    addr - start
+                )?;
+            }
+            if let Some((_, a)) = arena {
+                writeln!(
+                    out,
+                    "  arena {:#x}, {} of {} pools free",
+                    a.base, a.nfree, a.npools
+                )?;
+            }
+            Ok(())
+        };
+        fatal::misuse(kind, addr, api, &detail)
+    }
+
+    /// Calls `f(class, pool header)` for every pool in use.
+    pub fn for_each_pool(&self, mut f: impl FnMut(&PoolHeader)) {
+        for (_, a) in self.arenas.live() {
+            for i in 0..a.npools {
+                if a.free_mask >> i & 1 == 0 {
+                    // SAFETY: a pool in use has a live, initialised header.
+                    f(unsafe { &*(a.pool_addr(i) as *const PoolHeader) });
+                }
+            }
+        }
+    }
+
+    /// Pooled blocks allocated now (walks the arenas, like CPython).
+    pub fn allocated_blocks(&self) -> usize {
+        let mut n = 0;
+        self.for_each_pool(|p| n += p.count as usize);
+        n
+    }
+
+    /// Free pools whose pages may still be resident.
+    pub fn dirty_pools(&self) -> usize {
+        self.dirty_pools
+    }
+
+    /// Checks every invariant of the pools, arenas and lists; the message
+    /// names the invariant's number and module.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        self.arenas
+            .check_invariants()
+            .map_err(|e| format!("arena.rs {e}"))?;
+        let mut dirty = 0;
+        let mut wholly_free = 0;
+        for (idx, a) in self.arenas.live() {
+            dirty += a.dirty_mask.count_ones() as usize;
+            if !a.purgeable && a.dirty_mask != 0 {
+                return Err(format!("heap.rs (2) arena {idx}: dirty but not purgeable"));
+            }
+            if a.is_wholly_free() {
+                wholly_free += 1;
+                if self.spare != idx {
+                    return Err(format!(
+                        "heap.rs (3) arena {idx} wholly free but not the spare"
+                    ));
+                }
+            }
+            if !self.map.contains(a.first_pool) || !self.map.contains(a.pools_end() - 1) {
+                return Err(format!("radix.rs: arena {idx} not registered"));
+            }
+            for i in 0..a.npools {
+                if a.free_mask >> i & 1 == 0 {
+                    // SAFETY: a pool in use has a live header.
+                    let h = unsafe { &*(a.pool_addr(i) as *const PoolHeader) };
+                    check_pool(h, idx)
+                        .map_err(|e| format!("pool.rs {e} (pool {:#x})", a.pool_addr(i)))?;
+                }
+            }
+        }
+        if dirty != self.dirty_pools {
+            return Err(format!(
+                "heap.rs (2) dirty_pools {} but {dirty} dirty bits",
+                self.dirty_pools
+            ));
+        }
+        if wholly_free > 1 {
+            return Err(format!("heap.rs (3) {wholly_free} wholly free arenas"));
+        }
+        // (1): the used lists hold exactly the partly used pools.
+        let mut listed = 0;
+        for c in 0..NB_SMALL_SIZE_CLASSES {
+            let mut p = self.used[c];
+            let mut prev: *mut PoolHeader = ptr::null_mut();
+            if p == sentinel() {
+                continue;
+            }
+            while !p.is_null() {
+                // SAFETY: list members are live headers (what we check).
+                let h = unsafe { &*p };
+                if h.szidx as usize != c || h.prevpool != prev || h.freeblock.is_null() {
+                    return Err(format!(
+                        "heap.rs (1) pool {:#x} misfiled in class {c}",
+                        p as usize
+                    ));
+                }
+                listed += 1;
+                prev = p;
+                p = h.nextpool;
+            }
+        }
+        let mut partly = 0;
+        self.for_each_pool(|h| {
+            if !h.freeblock.is_null() {
+                partly += 1;
+            }
+        });
+        if listed != partly {
+            return Err(format!(
+                "heap.rs (1) {listed} pools listed, {partly} partly used"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks the invariants of `pool.rs` for one pool in use.
+fn check_pool(h: &PoolHeader, arena: u32) -> Result<(), String> {
+    let base = h as *const PoolHeader as usize;
+    let c = h.szidx as usize;
+    if c >= NB_SMALL_SIZE_CLASSES || h.size as usize != class_size(c) || h.arena != arena {
+        return Err(format!(
+            "header: class {c}, size {}, arena {}",
+            h.size, h.arena
+        ));
+    }
+    let size = h.size as usize;
+    let capacity = blocks_per_pool(c);
+    let next = h.nextoffset as usize;
+    if next < POOL_OVERHEAD || (next - POOL_OVERHEAD) % size != 0 {
+        return Err(format!("(3) nextoffset {next}"));
+    }
+    let carved = (next - POOL_OVERHEAD) / size;
+    // (1) live bits exactly at allocated block starts.
+    let live_bits: u32 = h.live.iter().map(|w| w.count_ones()).sum();
+    if live_bits != h.count {
+        return Err(format!("(1) count {} but {live_bits} live bits", h.count));
+    }
+    for k in carved..capacity.max(carved) {
+        let p = (base + POOL_OVERHEAD + k * size) as *mut u8;
+        // SAFETY: p is inside this live pool.
+        if unsafe { pool::is_live(h as *const _ as *mut _, p) } {
+            return Err(format!("(3) virgin block {k} marked live"));
+        }
+    }
+    // (2) the free list.
+    let mut free = 0usize;
+    let mut b = h.freeblock;
+    while !b.is_null() {
+        let off = b as usize - base;
+        if b as usize <= base
+            || off >= next
+            || (off - POOL_OVERHEAD) % size != 0
+            || off < POOL_OVERHEAD
+        {
+            return Err(format!("(2) free block at offset {off}"));
+        }
+        // SAFETY: b is a block of this pool (checked above).
+        if unsafe { pool::is_live(h as *const _ as *mut _, b) } {
+            return Err(format!("(2) free block at offset {off} is marked live"));
+        }
+        free += 1;
+        if free > capacity {
+            return Err("(2) free list has a cycle".into());
+        }
+        // SAFETY: a free block's first word is its next link.
+        b = unsafe { b.cast::<*mut u8>().read() };
+    }
+    if free + h.count as usize != carved {
+        return Err(format!(
+            "(2) {free} free + {} used != {carved} carved",
+            h.count
+        ));
+    }
+    // (4)
+    if h.freeblock.is_null() && carved < capacity {
+        return Err("(4) empty free list with virgin blocks left".into());
+    }
+    if h.count == 0 {
+        return Err("(4) pool in use with no block allocated".into());
+    }
+    Ok(())
+}
+
+impl Default for SmallHeap {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for SmallHeap {
+    fn drop(&mut self) {
+        let live: Vec<u32> = self.arenas.live().map(|(i, _)| i).collect();
+        for idx in live {
+            let a = self.arenas.slots[idx as usize];
+            self.map.unregister(a.first_pool, a.pools_end());
+            if let Some(f) = a.allocator.free {
+                // SAFETY: the heap is going away; nothing may use its blocks.
+                unsafe { f(a.allocator.ctx, a.base as *mut _, ARENA_SIZE) };
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! A pool: 16 KiB, aligned to its size, holding blocks of one size class
+//! after a header.
+//!
+//! ```text
+//! pool base                                                 base + POOL_SIZE
+//! | PoolHeader (176 B) | block 0 | block 1 | ... | virgin ... |
+//!                                                 ^ nextoffset
+//! ```
+//!
+//! Invariants of a pool in use (not on its arena's free mask):
+//! 1. `count` blocks are allocated, and exactly their start granules are set
+//!    in `live` (one bit per 16-byte granule of the pool). Nothing else is
+//!    set.
+//! 2. `freeblock` heads a list, linked through the first word of each free
+//!    block, of the blocks below `nextoffset` that are not allocated.
+//! 3. Blocks at `nextoffset` and above have never been handed out.
+//! 4. `freeblock` is null iff the pool is full, and the pool is on its size
+//!    class's used list iff it is neither full nor free (allocation refills
+//!    `freeblock` from the virgin blocks eagerly, as CPython does).
+//!
+//! The live bitmap is what lets `free` reject a double free, or a pointer
+//! into the middle of a block, in a few instructions and in every mode.
+
+use core::ptr;
+
+use super::size_class::{ALIGNMENT_SHIFT, POOL_MASK, POOL_SIZE, class_size};
+
+/// Words in the live bitmap: one bit per 16-byte granule of the pool.
+pub(crate) const LIVE_WORDS: usize = POOL_SIZE / 16 / 64;
+
+/// The header at the start of every pool in use.
+#[repr(C)]
+pub struct PoolHeader {
+    /// Head of the free list (invariant 2), or null when the pool is full.
+    pub freeblock: *mut u8,
+    /// Blocks allocated.
+    pub count: u32,
+    /// Size class.
+    pub szidx: u32,
+    /// Next pool on the used list of this size class, or null.
+    pub nextpool: *mut PoolHeader,
+    /// Previous pool on the used list, or null for the head.
+    pub prevpool: *mut PoolHeader,
+    /// Index of the arena in the arena table.
+    pub arena: u32,
+    /// Offset of the first virgin block.
+    pub nextoffset: u32,
+    /// Largest offset a block may start at: `POOL_SIZE - block size`.
+    pub maxnextoffset: u32,
+    /// Block size in bytes.
+    pub size: u32,
+    /// Bit `g` set iff an allocated block starts at granule `g`.
+    pub live: [u64; LIVE_WORDS],
+}
+
+/// Bytes before the first block: the header rounded up to the alignment.
+pub(crate) const POOL_OVERHEAD: usize = core::mem::size_of::<PoolHeader>().next_multiple_of(16);
+
+/// Number of blocks of class `c` a pool holds.
+pub(crate) const fn blocks_per_pool(c: usize) -> usize {
+    (POOL_SIZE - POOL_OVERHEAD) / class_size(c)
+}
+
+/// The header of the pool containing `p`.
+#[inline(always)]
+pub fn pool_of(p: *mut u8) -> *mut PoolHeader {
+    ((p as usize) & !POOL_MASK) as *mut PoolHeader
+}
+
+/// The word and bit of `live` that describe a block starting at `p`.
+#[inline(always)]
+fn live_slot(pool: *mut PoolHeader, p: *mut u8) -> (*mut u64, u64) {
+    let granule = ((p as usize) & POOL_MASK) >> ALIGNMENT_SHIFT;
+    // SAFETY (of the address computation only): granule / 64 < LIVE_WORDS
+    // because granule < POOL_SIZE / 16.
+    let word = unsafe {
+        ptr::addr_of_mut!((*pool).live)
+            .cast::<u64>()
+            .add(granule >> 6)
+    };
+    (word, 1u64 << (granule & 63))
+}
+
+/// Marks the block at `p` allocated.
+///
+/// # Safety
+/// `pool` must be the live header of the pool containing `p`.
+#[inline(always)]
+pub unsafe fn mark_live(pool: *mut PoolHeader, p: *mut u8) {
+    let (word, bit) = live_slot(pool, p);
+    // SAFETY: word points into the live header (caller's contract).
+    unsafe { *word |= bit };
+}
+
+/// Clears the live bit of the block at `p`; returns false if it was not set
+/// (a double free, or `p` is not the start of an allocated block).
+///
+/// # Safety
+/// `pool` must be the header of the pool containing `p`, readable memory.
+#[inline(always)]
+pub unsafe fn take_live(pool: *mut PoolHeader, p: *mut u8) -> bool {
+    let (word, bit) = live_slot(pool, p);
+    // SAFETY: word points into the pool header (caller's contract).
+    unsafe {
+        let w = *word;
+        *word = w & !bit;
+        w & bit != 0
+    }
+}
+
+/// True iff the live bit of a block starting at `p` is set.
+///
+/// # Safety
+/// As for [`take_live`].
+pub unsafe fn is_live(pool: *mut PoolHeader, p: *mut u8) -> bool {
+    let (word, bit) = live_slot(pool, p);
+    // SAFETY: caller's contract.
+    unsafe { *word & bit != 0 }
+}
+
+/// Sets up `pool` for class `c` in arena `arena` and hands out its first block.
+/// The second block becomes the free list; the rest stay virgin.
+///
+/// # Safety
+/// `pool` must be a `POOL_SIZE`-aligned pool of an arena of ours, not in use.
+pub unsafe fn init_pool(pool: *mut PoolHeader, arena: u32, c: usize) -> *mut u8 {
+    let size = class_size(c);
+    let base = pool.cast::<u8>();
+    // SAFETY: the pool is ours and unused, so writing its header and first
+    // two blocks is writing our own memory; every block fits in the pool
+    // because blocks_per_pool(c) >= 2 for every class.
+    unsafe {
+        let first = base.add(POOL_OVERHEAD);
+        let second = first.add(size);
+        pool.write(PoolHeader {
+            freeblock: second,
+            count: 1,
+            szidx: c as u32,
+            nextpool: ptr::null_mut(),
+            prevpool: ptr::null_mut(),
+            arena,
+            nextoffset: (POOL_OVERHEAD + 2 * size) as u32,
+            maxnextoffset: (POOL_SIZE - size) as u32,
+            size: size as u32,
+            live: [0; LIVE_WORDS],
+        });
+        second.cast::<*mut u8>().write(ptr::null_mut());
+        mark_live(pool, first);
+        first
+    }
+}
+
+/// Gives `pool` a one-block free list from its virgin blocks, or returns false
+/// if it has none left (the pool is full).
+///
+/// # Safety
+/// `pool` must be a live pool header whose free list is empty.
+#[inline]
+pub unsafe fn extend_from_virgin(pool: *mut PoolHeader) -> bool {
+    // SAFETY: the header is live (caller), and nextoffset <= maxnextoffset
+    // means a whole block fits at nextoffset inside the pool.
+    unsafe {
+        let h = &mut *pool;
+        if h.nextoffset > h.maxnextoffset {
+            return false;
+        }
+        let block = pool.cast::<u8>().add(h.nextoffset as usize);
+        block.cast::<*mut u8>().write(ptr::null_mut());
+        h.freeblock = block;
+        h.nextoffset += h.size;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alloc::size_class::NB_SMALL_SIZE_CLASSES;
+
+    #[test]
+    fn header_leaves_blocks_aligned_and_bitmap_covers_pool() {
+        assert_eq!(POOL_OVERHEAD % 16, 0);
+        assert_eq!(POOL_OVERHEAD, 176);
+        assert_eq!(LIVE_WORDS * 64 * 16, POOL_SIZE);
+        assert_eq!(blocks_per_pool(0), 1013);
+        assert_eq!(blocks_per_pool(31), 31);
+        for c in 0..NB_SMALL_SIZE_CLASSES {
+            assert!(blocks_per_pool(c) >= 2);
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Reports of detected misuse, written without allocating, then `abort()`.
+//!
+//! A misuse report names the kind of error, the address and the API that
+//! found it. It is formatted into a fixed buffer on the stack and written with
+//! `write(2)`, so it works even when the heap it describes is corrupt.
+
+use core::fmt::{self, Write};
+
+/// A fixed-size text buffer that silently truncates.
+pub struct StackBuf<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> StackBuf<N> {
+    /// An empty buffer.
+    pub const fn new() -> Self {
+        StackBuf {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+
+    /// The text written so far.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl<const N: usize> Default for StackBuf<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Write for StackBuf<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = N - self.len;
+        let take = s.len().min(room);
+        self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take;
+        Ok(())
+    }
+}
+
+/// Writes all of `bytes` to standard error, ignoring failures.
+pub fn write_stderr(bytes: &[u8]) {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // SAFETY: the pointer and length describe the live slice `rest`.
+        let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
+        if n <= 0 {
+            return;
+        }
+        rest = &rest[n as usize..];
+    }
+}
+
+/// The kinds of misuse pyheap detects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Misuse {
+    /// A pooled block freed twice.
+    DoubleFree,
+    /// A pointer inside a pool that is not the start of an allocated block.
+    InvalidFree,
+}
+
+impl Misuse {
+    /// The one-line name of the error.
+    pub fn title(self) -> &'static str {
+        match self {
+            Misuse::DoubleFree => "double free",
+            Misuse::InvalidFree => "invalid free (not the start of an allocated block)",
+        }
+    }
+}
+
+/// Prints `pyheap: fatal error: <kind> of address <p> in <api>`, then the
+/// details `detail` writes, then aborts.
+#[cold]
+#[inline(never)]
+pub fn misuse(
+    kind: Misuse,
+    addr: usize,
+    api: &str,
+    detail: &dyn Fn(&mut StackBuf<2048>) -> fmt::Result,
+) -> ! {
+    let mut out = StackBuf::<2048>::new();
+    let _ = writeln!(
+        out,
+        "pyheap: fatal error: {} of address {:#x} in {}",
+        kind.title(),
+        addr,
+        api
+    );
+    let _ = detail(&mut out);
+    let _ = writeln!(out, "pyheap: aborting");
+    write_stderr(out.as_bytes());
+    std::process::abort()
+}
+
+/// Prints a fatal message for an internal failure (a panic stopped at the C
+/// boundary, say) and aborts.
+#[cold]
+pub fn internal(api: &str, message: &str) -> ! {
+    let mut out = StackBuf::<1024>::new();
+    let _ = writeln!(out, "pyheap: fatal error in {api}: {message}");
+    write_stderr(out.as_bytes());
+    std::process::abort()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stack_buffer_truncates_instead_of_failing() {
+        let mut b = StackBuf::<8>::new();
+        write!(b, "0123456789").unwrap();
+        assert_eq!(b.as_bytes(), b"01234567");
+    }
+}

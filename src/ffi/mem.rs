@@ -1,0 +1,297 @@
+//! The allocator API: `PyMem_Raw*`, `PyMem_*`, `PyObject_*` (malloc family),
+//! `PyMem_Get/SetAllocator`, `PyObject_Get/SetArenaAllocator`.
+
+use core::ffi::{c_int, c_void};
+use core::ptr;
+
+use crate::domains::{
+    self, MAX_REQUEST, PyMemAllocatorDomain, PyMemAllocatorEx, PyObjectArenaAllocator, runtime,
+};
+
+#[inline(always)]
+fn raw_table() -> PyMemAllocatorEx {
+    domains::table(PyMemAllocatorDomain::PYMEM_DOMAIN_RAW)
+}
+
+/// `nelem * elsize` fits in `Py_ssize_t`.
+#[inline(always)]
+fn calloc_fits(nelem: usize, elsize: usize) -> bool {
+    elsize == 0 || nelem <= MAX_REQUEST / elsize
+}
+
+/// Allocates `size` bytes from the RAW domain (libc by default). Thread-safe
+/// and usable before initialisation. Size 0 gives a unique non-NULL pointer;
+/// sizes above `PY_SSIZE_T_MAX` give NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn PyMem_RawMalloc(size: usize) -> *mut c_void {
+    if size > MAX_REQUEST {
+        return ptr::null_mut();
+    }
+    domains::raw_domain_malloc(&raw_table(), size).cast()
+}
+
+/// Allocates `nelem * elsize` zeroed bytes from the RAW domain; NULL if the
+/// product exceeds `PY_SSIZE_T_MAX`.
+#[unsafe(no_mangle)]
+pub extern "C" fn PyMem_RawCalloc(nelem: usize, elsize: usize) -> *mut c_void {
+    if !calloc_fits(nelem, elsize) {
+        return ptr::null_mut();
+    }
+    domains::raw_domain_calloc(&raw_table(), nelem, elsize).cast()
+}
+
+/// Resizes a RAW block (NULL acts as malloc; size 0 keeps a non-NULL block).
+/// On failure returns NULL and `ptr` stays valid.
+///
+/// # Safety
+/// `ptr` must be NULL or a live block of the RAW domain.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn PyMem_RawRealloc(ptr: *mut c_void, new_size: usize) -> *mut c_void {
+    if new_size > MAX_REQUEST {
+        return ptr::null_mut();
+    }
+    // SAFETY: caller's contract.
+    unsafe { domains::raw_domain_realloc(&raw_table(), ptr.cast(), new_size).cast() }
+}
+
+/// Frees a RAW block; NULL does nothing.
+///
+/// # Safety
+/// `ptr` must be NULL or a live block of the RAW domain.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn PyMem_RawFree(ptr: *mut c_void) {
+    // SAFETY: caller's contract.
+    unsafe { domains::raw_domain_free(&raw_table(), ptr.cast()) }
+}
+
+const MEM: PyMemAllocatorDomain = PyMemAllocatorDomain::PYMEM_DOMAIN_MEM;
+const OBJ: PyMemAllocatorDomain = PyMemAllocatorDomain::PYMEM_DOMAIN_OBJ;
+
+// The MEM and OBJ families share these bodies: the same contract, a direct
+// path into the pool heap while the domain has its default table, the
+// installed table otherwise.
+
+#[inline(always)]
+fn domain_malloc(d: PyMemAllocatorDomain, size: usize) -> *mut c_void {
+    if size > MAX_REQUEST {
+        return ptr::null_mut();
+    }
+    // SAFETY: MEM/OBJ callers hold the runtime lock (CPython's rule).
+    let rt = unsafe { runtime() };
+    if rt.direct[d as usize] {
+        return domains::pooled_malloc(rt, size).cast();
+    }
+    let t = rt.tables[d as usize];
+    // SAFETY: calling the installed allocator per its contract.
+    t.malloc
+        .map_or(ptr::null_mut(), |f| unsafe { f(t.ctx, size) })
+}
+
+#[inline(always)]
+fn domain_calloc(d: PyMemAllocatorDomain, nelem: usize, elsize: usize) -> *mut c_void {
+    if !calloc_fits(nelem, elsize) {
+        return ptr::null_mut();
+    }
+    // SAFETY: as in domain_malloc.
+    let rt = unsafe { runtime() };
+    if rt.direct[d as usize] {
+        return domains::pooled_calloc(rt, nelem, elsize).cast();
+    }
+    let t = rt.tables[d as usize];
+    // SAFETY: calling the installed allocator per its contract.
+    t.calloc
+        .map_or(ptr::null_mut(), |f| unsafe { f(t.ctx, nelem, elsize) })
+}
+
+/// # Safety
+/// `p` is NULL or a live block of domain `d`.
+#[inline(always)]
+unsafe fn domain_realloc(
+    d: PyMemAllocatorDomain,
+    p: *mut c_void,
+    n: usize,
+    api: &'static str,
+) -> *mut c_void {
+    if n > MAX_REQUEST {
+        return ptr::null_mut();
+    }
+    // SAFETY: as in domain_malloc.
+    let rt = unsafe { runtime() };
+    if rt.direct[d as usize] {
+        // SAFETY: caller's contract.
+        return unsafe { domains::pooled_realloc(rt, p.cast(), n, api).cast() };
+    }
+    let t = rt.tables[d as usize];
+    // SAFETY: calling the installed allocator per its contract.
+    t.realloc
+        .map_or(ptr::null_mut(), |f| unsafe { f(t.ctx, p, n) })
+}
+
+/// # Safety
+/// `p` is NULL or a live block of domain `d`, not used afterwards.
+#[inline(always)]
+unsafe fn domain_free(d: PyMemAllocatorDomain, p: *mut c_void, api: &'static str) {
+    // SAFETY: as in domain_malloc.
+    let rt = unsafe { runtime() };
+    if rt.direct[d as usize] {
+        // SAFETY: caller's contract.
+        return unsafe { domains::pooled_free(rt, p.cast(), api) };
+    }
+    let t = rt.tables[d as usize];
+    if let Some(f) = t.free {
+        // SAFETY: calling the installed allocator per its contract.
+        unsafe { f(t.ctx, p) }
+    }
+}
+
+/// Allocates `size` bytes, 16-byte aligned, from the MEM domain (the pool
+/// allocator by default). Size 0 gives a unique non-NULL pointer; sizes
+/// above `PY_SSIZE_T_MAX` give NULL. Requires the runtime lock.
+#[unsafe(no_mangle)]
+pub extern "C" fn PyMem_Malloc(size: usize) -> *mut c_void {
+    domain_malloc(MEM, size)
+}
+
+/// Allocates `nelem * elsize` zeroed bytes from the MEM domain; NULL if the
+/// product exceeds `PY_SSIZE_T_MAX`.
+#[unsafe(no_mangle)]
+pub extern "C" fn PyMem_Calloc(nelem: usize, elsize: usize) -> *mut c_void {
+    domain_calloc(MEM, nelem, elsize)
+}
+
+/// Resizes a MEM block, keeping its contents up to the smaller size. NULL
+/// acts as malloc; size 0 keeps a non-NULL block; on failure returns NULL
+/// and `ptr` stays valid.
+///
+/// # Safety
+/// `ptr` must be NULL or a live block of the MEM domain.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn PyMem_Realloc(ptr: *mut c_void, new_size: usize) -> *mut c_void {
+    // SAFETY: caller's contract.
+    unsafe { domain_realloc(MEM, ptr, new_size, "PyMem_Realloc") }
+}
+
+/// Frees a MEM block; NULL does nothing. A second free, or a pointer into
+/// the middle of a pooled block, stops the program with a report.
+///
+/// # Safety
+/// `ptr` must be NULL or a live block of the MEM domain.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn PyMem_Free(ptr: *mut c_void) {
+    // SAFETY: caller's contract.
+    unsafe { domain_free(MEM, ptr, "PyMem_Free") }
+}
+
+/// Allocates `size` bytes, 16-byte aligned, from the OBJ domain (the pool
+/// allocator by default). Size 0 gives a unique non-NULL pointer; sizes
+/// above `PY_SSIZE_T_MAX` give NULL. Requires the runtime lock.
+#[unsafe(no_mangle)]
+pub extern "C" fn PyObject_Malloc(size: usize) -> *mut c_void {
+    domain_malloc(OBJ, size)
+}
+
+/// Allocates `nelem * elsize` zeroed bytes from the OBJ domain; NULL if the
+/// product exceeds `PY_SSIZE_T_MAX`.
+#[unsafe(no_mangle)]
+pub extern "C" fn PyObject_Calloc(nelem: usize, elsize: usize) -> *mut c_void {
+    domain_calloc(OBJ, nelem, elsize)
+}
+
+/// Resizes an OBJ block, keeping its contents up to the smaller size. NULL
+/// acts as malloc; size 0 keeps a non-NULL block; on failure returns NULL
+/// and `ptr` stays valid.
+///
+/// # Safety
+/// `ptr` must be NULL or a live block of the OBJ domain.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn PyObject_Realloc(ptr: *mut c_void, new_size: usize) -> *mut c_void {
+    // SAFETY: caller's contract.
+    unsafe { domain_realloc(OBJ, ptr, new_size, "PyObject_Realloc") }
+}
+
+/// Frees an OBJ block; NULL does nothing. A second free, or a pointer into
+/// the middle of a pooled block, stops the program with a report.
+///
+/// # Safety
+/// `ptr` must be NULL or a live block of the OBJ domain.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn PyObject_Free(ptr: *mut c_void) {
+    // SAFETY: caller's contract.
+    unsafe { domain_free(OBJ, ptr, "PyObject_Free") }
+}
+
+fn domain_from(d: c_int) -> Option<PyMemAllocatorDomain> {
+    match d {
+        0 => Some(PyMemAllocatorDomain::PYMEM_DOMAIN_RAW),
+        1 => Some(PyMemAllocatorDomain::PYMEM_DOMAIN_MEM),
+        2 => Some(PyMemAllocatorDomain::PYMEM_DOMAIN_OBJ),
+        _ => None,
+    }
+}
+
+/// Copies the current table of `domain` (a `PyMemAllocatorDomain`; taken as
+/// an int so any value C passes is defined) into `*allocator`; an unknown
+/// domain gives all fields NULL.
+///
+/// # Safety
+/// `allocator` must point to writable memory for a `PyMemAllocatorEx`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn PyMem_GetAllocator(domain: c_int, allocator: *mut PyMemAllocatorEx) {
+    if allocator.is_null() {
+        return;
+    }
+    let table = match domain_from(domain) {
+        Some(d) => domains::table(d),
+        None => PyMemAllocatorEx::NULL,
+    };
+    // SAFETY: caller's contract.
+    unsafe { allocator.write(table) }
+}
+
+/// Replaces the table of `domain` with a copy of `*allocator`; an unknown
+/// domain is ignored. After allocations have been made, the new table must
+/// wrap the previous one (get it first, forward to it), as in CPython.
+///
+/// # Safety
+/// `allocator` must point to a valid `PyMemAllocatorEx`; no other thread may
+/// be allocating in that domain.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn PyMem_SetAllocator(domain: c_int, allocator: *mut PyMemAllocatorEx) {
+    if allocator.is_null() {
+        return;
+    }
+    let Some(d) = domain_from(domain) else { return };
+    // SAFETY: caller's contract: a valid table, and the runtime lock held.
+    unsafe {
+        let table = allocator.read();
+        runtime().set_allocator(d, table);
+    }
+}
+
+/// Copies the arena allocator used for new arenas into `*allocator`.
+///
+/// # Safety
+/// `allocator` must point to writable memory for a `PyObjectArenaAllocator`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn PyObject_GetArenaAllocator(allocator: *mut PyObjectArenaAllocator) {
+    if allocator.is_null() {
+        return;
+    }
+    // SAFETY: runtime lock held; caller's contract for the write.
+    unsafe { allocator.write(runtime().heap.arena_allocator()) }
+}
+
+/// Sets the arena allocator for new arenas. Unlike CPython, each existing
+/// arena is still given back through the allocator that made it.
+///
+/// # Safety
+/// `allocator` must point to a valid `PyObjectArenaAllocator` whose functions
+/// do not call the MEM or OBJ domains.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn PyObject_SetArenaAllocator(allocator: *mut PyObjectArenaAllocator) {
+    if allocator.is_null() {
+        return;
+    }
+    // SAFETY: caller's contract; runtime lock held.
+    unsafe { runtime().heap.set_arena_allocator(allocator.read()) }
+}

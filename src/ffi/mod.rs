@@ -1,0 +1,25 @@
+//! Every `extern "C"` function of pyheap. Each checks its arguments, then
+//! calls into the core; none holds logic of its own.
+//!
+//! No panic may cross into C: the non-trivial entry points run inside
+//! [`boundary`], which turns a panic into a fatal report naming the function;
+//! the allocation fast paths contain no panicking code (and a panic in an
+//! `extern "C"` function aborts in any case).
+
+pub mod mem;
+pub mod stats;
+
+/// Runs `f`, turning a panic into a fatal report that names `api`.
+pub(crate) fn boundary<R>(api: &'static str, f: impl FnOnce() -> R) -> R {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("panic");
+            crate::fatal::internal(api, msg)
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! pyheap: CPython's memory model (allocator domains, pymalloc-style pools,
+//! and later objects, the cycle collector and weak references) as a Rust
+//! library exported through a C ABI.
+//!
+//! The core (`alloc`, `domains`) is ordinary Rust with small, documented
+//! `unsafe` islands; `ffi` holds every `extern "C"` function and does nothing
+//! but check arguments and call in.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+#![expect(non_camel_case_types, reason = "C API types keep CPython's names")]
+
+pub mod alloc;
+pub mod domains;
+pub mod fatal;
+pub mod ffi;
+pub mod stats;

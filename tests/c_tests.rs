@@ -1,0 +1,147 @@
+//! Runs every `c_tests/*.c` program as its own process, linked against the
+//! built library exactly as a user links it.
+//!
+//! Directives, one per comment line at the top of a C file:
+//! - `// pyheap-test: shared` links `libpyheap.so` instead of `libpyheap.a`.
+//! - `// pyheap-test: cpython` also builds the file with `-DUSE_CPYTHON`
+//!   against CPython 3.11's `Python.h` and `libpython3.11.so` (test
+//!   `c_<name>_cpython`), to prove our reading of CPython on the real thing.
+//! - `// pyheap-test: abort` the program must die of SIGABRT.
+//! - `// pyheap-test: stderr <text>` stderr must contain `<text>`.
+//! - `// pyheap-test: stderr-address` stderr must contain the address the
+//!   program printed on stdout as `ADDRESS=<%p>`.
+//! - `// pyheap-test: env NAME=VALUE` sets an environment variable.
+
+mod support;
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+
+use support::*;
+
+struct Directives {
+    shared: bool,
+    abort: bool,
+    stderr: Vec<String>,
+    stderr_address: bool,
+    env: Vec<(String, String)>,
+}
+
+fn directives(source: &str) -> Directives {
+    let mut d = Directives {
+        shared: false,
+        abort: false,
+        stderr: vec![],
+        stderr_address: false,
+        env: vec![],
+    };
+    for line in source.lines() {
+        let Some(rest) = line.trim().strip_prefix("// pyheap-test:") else {
+            continue;
+        };
+        let rest = rest.trim();
+        let (word, arg) = rest.split_once(' ').unwrap_or((rest, ""));
+        match word {
+            "shared" => d.shared = true,
+            "cpython" => {}
+            "abort" => d.abort = true,
+            "stderr" => d.stderr.push(arg.to_string()),
+            "stderr-address" => d.stderr_address = true,
+            "env" => {
+                let (k, v) = arg.split_once('=').expect("env NAME=VALUE");
+                d.env.push((k.into(), v.into()));
+            }
+            other => panic!("unknown directive {other:?}"),
+        }
+    }
+    d
+}
+
+pub fn run_c_test(name: &str, against_cpython: bool) {
+    let src = root().join("c_tests").join(format!("{name}.c"));
+    let source = std::fs::read_to_string(&src).expect("read C test");
+    let d = directives(&source);
+    let suffix = if against_cpython { "_cpython" } else { "" };
+    let exe = out_dir().join(format!("{name}{suffix}"));
+
+    let mut cc = c_compiler(false);
+    cc.args(["-std=c11", "-g", "-Wall", "-Wextra", "-Werror"])
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg("-I")
+        .arg(root().join("c_tests"))
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe);
+    if against_cpython {
+        let Some((inc, lib)) = cpython() else {
+            eprintln!("skipped: CPython 3.11 headers or libpython3.11.so not found");
+            return;
+        };
+        cc.arg("-DUSE_CPYTHON")
+            .arg("-I")
+            .arg(inc)
+            .arg("-L")
+            .arg(&lib);
+        cc.arg(format!("-Wl,-rpath,{}", lib.display()))
+            .arg("-lpython3.11");
+    } else if d.shared {
+        let lib = lib_dir();
+        cc.arg("-L")
+            .arg(&lib)
+            .arg(format!("-Wl,-rpath,{}", lib.display()))
+            .arg("-lpyheap");
+    } else {
+        cc.arg(lib_dir().join("libpyheap.a"))
+            .args(NATIVE_STATIC_LIBS);
+    }
+    run_ok(&mut cc, &format!("compiling {name}.c"));
+
+    let mut run = Command::new(&exe);
+    run.envs(d.env.iter().map(|(k, v)| (k, v)));
+    let out = run.output().expect("run C test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report = || {
+        format!(
+            "{name}{suffix}: {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+            out.status
+        )
+    };
+
+    if d.abort && !against_cpython {
+        assert_eq!(
+            out.status.signal(),
+            Some(libc_sigabrt()),
+            "expected an abort\n{}",
+            report()
+        );
+        for want in &d.stderr {
+            assert!(
+                stderr.contains(want.as_str()),
+                "stderr lacks {want:?}\n{}",
+                report()
+            );
+        }
+        if d.stderr_address {
+            let addr = stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("ADDRESS="))
+                .unwrap_or_else(|| panic!("no ADDRESS= line on stdout\n{}", report()));
+            assert!(
+                stderr.contains(addr.trim()),
+                "stderr lacks the address {addr}\n{}",
+                report()
+            );
+        }
+    } else {
+        assert!(out.status.success(), "C test failed\n{}", report());
+    }
+    print!("{}", report());
+}
+
+fn libc_sigabrt() -> i32 {
+    6
+}
+
+include!(concat!(env!("OUT_DIR"), "/c_tests_list.rs"));
