@@ -280,12 +280,12 @@ mod tests {
         assert_eq!(r.totals.pooled_blocks, 100);
         assert_eq!(r.totals.raw_blocks, 3);
         assert_eq!(r.totals.arenas_current, 1);
-        assert_eq!(r.classes[0].blocks_in_use, 25);
-        assert_eq!(r.classes[3].blocks_in_use, 25);
+        assert_eq!(r.classes[0].blocks_in_use, 32);
+        assert_eq!(r.classes[3].blocks_in_use, 16);
         let mut text = String::new();
         r.write_text(&mut text).unwrap();
         assert!(
-            text.contains("    0     16           1              25 "),
+            text.contains("    0     16           1              32 "),
             "{text}"
         );
         let mut json = String::new();

@@ -190,6 +190,10 @@ impl SmallHeap {
     /// not ours. A pooled `p` that is not an allocated block is a fatal misuse
     /// report naming `api`.
     #[inline]
+    #[expect(
+        clippy::not_unsafe_ptr_arg_deref,
+        reason = "only the header of a pool the address map proves ours is read"
+    )]
     pub fn block_size(&self, p: *mut u8, api: &'static str) -> Option<usize> {
         if !self.owns(p) {
             return None;
@@ -454,11 +458,11 @@ impl SmallHeap {
             .find(|(_, a)| a.first_pool <= addr && addr < a.pools_end());
         let pool_free =
             arena.is_some_and(|(_, a)| a.free_mask >> a.pool_index(pool as usize) & 1 == 1);
-        // SAFETY: the header of a pooled address is our readable memory; we
-        // only read it when the pool is in use, when its fields are valid.
         let (size, nextoffset) = if pool_free {
             (0, 0)
         } else {
+            // SAFETY: the header of a pooled address is our readable memory,
+            // and a pool in use has valid fields.
             unsafe { ((*pool).size as usize, (*pool).nextoffset as usize) }
         };
         let on_block_start = size != 0 && off >= POOL_OVERHEAD && (off - POOL_OVERHEAD) % size == 0;

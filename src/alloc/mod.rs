@@ -18,3 +18,6 @@ pub mod radix;
 pub mod size_class;
 
 pub use heap::SmallHeap;
+
+#[cfg(test)]
+mod tests;

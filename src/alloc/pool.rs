@@ -71,8 +71,8 @@ pub fn pool_of(p: *mut u8) -> *mut PoolHeader {
 #[inline(always)]
 fn live_slot(pool: *mut PoolHeader, p: *mut u8) -> (*mut u64, u64) {
     let granule = ((p as usize) & POOL_MASK) >> ALIGNMENT_SHIFT;
-    // SAFETY (of the address computation only): granule / 64 < LIVE_WORDS
-    // because granule < POOL_SIZE / 16.
+    // SAFETY: only an address computation inside the header: granule / 64 <
+    // LIVE_WORDS because granule < POOL_SIZE / 16.
     let word = unsafe {
         ptr::addr_of_mut!((*pool).live)
             .cast::<u64>()

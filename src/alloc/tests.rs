@@ -1,0 +1,210 @@
+//! Random operation sequences on a private `SmallHeap`, checked against a
+//! model after every step: contents intact, no overlap, counts right, and
+//! every structure's `check_invariants`.
+
+use core::ffi::c_void;
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::SmallHeap;
+use crate::domains::PyObjectArenaAllocator;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Alloc(usize),
+    Free(usize),
+    Purge,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (1usize..=512).prop_map(Op::Alloc),
+        2 => (1usize..=64).prop_map(Op::Alloc),
+        5 => any::<usize>().prop_map(Op::Free),
+        1 => Just(Op::Purge),
+    ]
+}
+
+/// An arena allocator handing out plain malloc memory: unaligned arenas,
+/// which exercise the address map's split chunks and the 63-pool case.
+unsafe extern "C" fn malloc_arena(_ctx: *mut c_void, size: usize) -> *mut c_void {
+    // SAFETY: plain libc malloc; the offset keeps the block unaligned.
+    unsafe { libc::malloc(size) }
+}
+
+unsafe extern "C" fn malloc_arena_free(_ctx: *mut c_void, p: *mut c_void, _size: usize) {
+    // SAFETY: p came from malloc_arena.
+    unsafe { libc::free(p) }
+}
+
+struct Live {
+    size: usize,
+    tag: u8,
+}
+
+fn fill(p: *mut u8, size: usize, tag: u8) {
+    // SAFETY: p is a live block of at least `size` bytes.
+    unsafe { core::ptr::write_bytes(p, tag, size) }
+}
+
+fn intact(p: *mut u8, size: usize, tag: u8) -> bool {
+    // SAFETY: p is a live block of at least `size` bytes.
+    let s = unsafe { core::slice::from_raw_parts(p, size) };
+    s.iter().all(|&b| b == tag)
+}
+
+fn run(ops: &[Op], custom_arenas: bool, purge_threshold: usize) -> Result<(), TestCaseError> {
+    let mut heap = Box::new(SmallHeap::new());
+    heap.purge_threshold = purge_threshold;
+    if custom_arenas {
+        heap.set_arena_allocator(PyObjectArenaAllocator {
+            ctx: core::ptr::null_mut(),
+            alloc: Some(malloc_arena),
+            free: Some(malloc_arena_free),
+        });
+    }
+    let mut live: BTreeMap<usize, Live> = BTreeMap::new();
+    for (step, op) in ops.iter().enumerate() {
+        match *op {
+            Op::Alloc(size) => {
+                let p = heap.alloc(size);
+                prop_assert!(!p.is_null(), "step {step}: alloc({size}) failed");
+                prop_assert_eq!(p as usize % 16, 0);
+                prop_assert!(heap.owns(p));
+                // No overlap with the neighbours in address order.
+                if let Some((&q, l)) = live.range(..p as usize).next_back() {
+                    prop_assert!(
+                        q + l.size <= p as usize,
+                        "step {step}: overlaps block below"
+                    );
+                }
+                if let Some((&q, _)) = live.range(p as usize..).next() {
+                    prop_assert!(p as usize + size <= q, "step {step}: overlaps block above");
+                }
+                let tag = (step % 251) as u8 + 1;
+                fill(p, size, tag);
+                live.insert(p as usize, Live { size, tag });
+            }
+            Op::Free(k) => {
+                if live.is_empty() {
+                    continue;
+                }
+                let addr = *live.keys().nth(k % live.len()).unwrap();
+                let l = live.remove(&addr).unwrap();
+                prop_assert!(
+                    intact(addr as *mut u8, l.size, l.tag),
+                    "step {step}: block corrupted"
+                );
+                prop_assert_eq!(
+                    heap.block_size(addr as *mut u8, "test"),
+                    Some(l.size.next_multiple_of(16))
+                );
+                // SAFETY: addr is a live block of this heap, freed once.
+                let ours = unsafe { heap.free(addr as *mut u8, "test") };
+                prop_assert!(ours);
+            }
+            Op::Purge => heap.purge(),
+        }
+        if let Err(e) = heap.check_invariants() {
+            return Err(TestCaseError::fail(format!("step {step} ({op:?}): {e}")));
+        }
+        prop_assert_eq!(heap.allocated_blocks(), live.len());
+    }
+    for (&addr, l) in &live {
+        prop_assert!(intact(addr as *mut u8, l.size, l.tag));
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_sequences_keep_every_invariant(ops in prop::collection::vec(op(), 1..3000)) {
+        run(&ops, false, 64)?;
+    }
+
+    #[test]
+    fn unaligned_arenas_and_eager_purging(ops in prop::collection::vec(op(), 1..3000)) {
+        run(&ops, true, 1)?;
+    }
+}
+
+#[test]
+fn many_pools_fill_arenas_and_give_them_back() {
+    let mut heap = Box::new(SmallHeap::new());
+    let blocks: Vec<*mut u8> = (0..300_000)
+        .map(|i| heap.alloc(16 + (i % 4) * 16))
+        .collect();
+    assert!(heap.arenas.live().count() > 4);
+    heap.check_invariants().unwrap();
+    for &b in blocks.iter().rev() {
+        // SAFETY: every block is live and freed once.
+        unsafe { assert!(heap.free(b, "test")) };
+    }
+    heap.check_invariants().unwrap();
+    assert_eq!(
+        heap.arenas.live().count(),
+        1,
+        "only the spare arena is kept"
+    );
+    assert_eq!(heap.allocated_blocks(), 0);
+    assert!(heap.counters.arenas_reclaimed > 3);
+}
+
+#[test]
+fn foreign_pointers_are_never_owned() {
+    let mut heap = Box::new(SmallHeap::new());
+    let mine = heap.alloc(32);
+    for n in [1usize, 16, 100, 1000, 1 << 20] {
+        // SAFETY: plain malloc/free of a fresh block.
+        unsafe {
+            let p = libc::malloc(n).cast::<u8>();
+            assert!(!heap.owns(p));
+            libc::free(p.cast());
+        }
+    }
+    let stack_var = 0u64;
+    assert!(!heap.owns((&stack_var as *const u64).cast()));
+    assert!(!heap.owns(core::ptr::null()));
+    assert!(heap.owns(mine));
+    // SAFETY: mine is live.
+    unsafe { assert!(heap.free(mine, "test")) };
+}
+
+#[test]
+fn fullest_arena_is_preferred() {
+    let mut heap = Box::new(SmallHeap::new());
+    // Fill three arenas with one-pool-per-block allocations of class 31.
+    let per_pool = crate::alloc::pool::blocks_per_pool(31);
+    let blocks: Vec<*mut u8> = (0..per_pool * 64 * 3).map(|_| heap.alloc(512)).collect();
+    let arena_of = |h: &SmallHeap, p: *mut u8| {
+        h.arenas
+            .live()
+            .find(|(_, a)| a.first_pool <= p as usize && (p as usize) < a.pools_end())
+            .unwrap()
+            .0
+    };
+    let (a0, a1) = (
+        arena_of(&heap, blocks[0]),
+        arena_of(&heap, blocks[per_pool * 64 + 1]),
+    );
+    assert_ne!(a0, a1);
+    // Free 10 pools' worth in arena a0 and 2 in arena a1.
+    let mut freed = Vec::new();
+    for (i, &b) in blocks.iter().enumerate() {
+        let pool = i / per_pool;
+        if pool < 10 || (64..66).contains(&pool) {
+            // SAFETY: live block, freed once.
+            unsafe { heap.free(b, "test") };
+            freed.push(i);
+        }
+    }
+    heap.check_invariants().unwrap();
+    assert_eq!(freed.len(), per_pool * 12);
+    // The next new pool must come from a1, the fuller of the two arenas
+    // with free pools (2 free against 10).
+    let p = heap.alloc(16);
+    assert_eq!(arena_of(&heap, p), a1);
+}
