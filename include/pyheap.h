@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
+#include <wchar.h>
 /* CPython's size type and its limits. */
 #define PY_SSIZE_T_MAX ((Py_ssize_t)(((size_t)-1) >> 1))
 #define PY_SSIZE_T_MIN (-PY_SSIZE_T_MAX - 1)
@@ -285,6 +286,33 @@ void PyObject_GetArenaAllocator(PyObjectArenaAllocator *allocator);
  * do not call the MEM or OBJ domains.
  */
 void PyObject_SetArenaAllocator(PyObjectArenaAllocator *allocator);
+
+/**
+ * Copies the NUL-terminated `str` into a new RAW block (CPython's
+ * `_PyMem_RawStrdup`); NULL if out of memory.
+ *
+ * # Safety
+ * `str` must be a valid NUL-terminated string.
+ */
+char *_PyMem_RawStrdup(const char *str);
+
+/**
+ * Copies the NUL-terminated `str` into a new MEM block (CPython's
+ * `_PyMem_Strdup`); NULL if out of memory.
+ *
+ * # Safety
+ * `str` must be a valid NUL-terminated string.
+ */
+char *_PyMem_Strdup(const char *str);
+
+/**
+ * Copies the NUL-terminated wide string `str` into a new RAW block
+ * (CPython's `_PyMem_RawWcsdup`); NULL if out of memory or too long.
+ *
+ * # Safety
+ * `str` must be a valid NUL-terminated wide string.
+ */
+wchar_t *_PyMem_RawWcsdup(const wchar_t *str);
 
 /**
  * Number of MEM/OBJ blocks allocated now: pooled blocks plus those that

@@ -92,3 +92,24 @@ fn two_translation_units_link_together() {
         "running the two-unit program",
     );
 }
+
+/// The shared library records the versioned SONAME `libpyheap.so.0`.
+#[test]
+fn shared_library_has_a_versioned_soname() {
+    let so = std::fs::read(lib_dir().join("libpyheap.so")).expect("read libpyheap.so");
+    let needle = b"libpyheap.so.0\0";
+    assert!(
+        so.windows(needle.len()).any(|w| w == needle),
+        "libpyheap.so carries no SONAME libpyheap.so.0"
+    );
+    if let Ok(out) = std::process::Command::new("readelf")
+        .args(["-d"])
+        .arg(lib_dir().join("libpyheap.so"))
+        .output()
+    {
+        let text = String::from_utf8_lossy(&out.stdout);
+        if out.status.success() {
+            assert!(text.contains("Library soname: [libpyheap.so.0]"), "{text}");
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! The allocator API: `PyMem_Raw*`, `PyMem_*`, `PyObject_*` (malloc family),
 //! `PyMem_Get/SetAllocator`, `PyObject_Get/SetArenaAllocator`.
 
-use core::ffi::{c_int, c_void};
+use core::ffi::{c_char, c_int, c_void};
 use core::ptr;
 
 use crate::domains::{
@@ -294,4 +294,60 @@ pub unsafe extern "C" fn PyObject_SetArenaAllocator(allocator: *mut PyObjectAren
     }
     // SAFETY: caller's contract; runtime lock held.
     unsafe { runtime().heap.set_arena_allocator(allocator.read()) }
+}
+
+/// Copies the NUL-terminated `str` into a new RAW block (CPython's
+/// `_PyMem_RawStrdup`); NULL if out of memory.
+///
+/// # Safety
+/// `str` must be a valid NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _PyMem_RawStrdup(str: *const c_char) -> *mut c_char {
+    // SAFETY: caller's contract.
+    unsafe { dup_with(str.cast(), libc::strlen(str) + 1, PyMem_RawMalloc).cast() }
+}
+
+/// Copies the NUL-terminated `str` into a new MEM block (CPython's
+/// `_PyMem_Strdup`); NULL if out of memory.
+///
+/// # Safety
+/// `str` must be a valid NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _PyMem_Strdup(str: *const c_char) -> *mut c_char {
+    // SAFETY: caller's contract.
+    unsafe { dup_with(str.cast(), libc::strlen(str) + 1, PyMem_Malloc).cast() }
+}
+
+/// Copies the NUL-terminated wide string `str` into a new RAW block
+/// (CPython's `_PyMem_RawWcsdup`); NULL if out of memory or too long.
+///
+/// # Safety
+/// `str` must be a valid NUL-terminated wide string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _PyMem_RawWcsdup(str: *const libc::wchar_t) -> *mut libc::wchar_t {
+    let unit = core::mem::size_of::<libc::wchar_t>();
+    // SAFETY: caller's contract.
+    let len = unsafe { libc::wcslen(str) };
+    if len > MAX_REQUEST / unit - 1 {
+        return ptr::null_mut();
+    }
+    // SAFETY: caller's contract; the length includes the terminator.
+    unsafe { dup_with(str.cast(), (len + 1) * unit, PyMem_RawMalloc).cast() }
+}
+
+/// Allocates `n` bytes with `alloc` and copies them from `src`.
+///
+/// # Safety
+/// `src` must be readable for `n` bytes.
+unsafe fn dup_with(
+    src: *const u8,
+    n: usize,
+    alloc: extern "C" fn(usize) -> *mut c_void,
+) -> *mut u8 {
+    let dst = alloc(n).cast::<u8>();
+    if !dst.is_null() {
+        // SAFETY: dst is a fresh block of n bytes; src is readable (caller).
+        unsafe { ptr::copy_nonoverlapping(src, dst, n) };
+    }
+    dst
 }
