@@ -12,8 +12,21 @@
 #include <sys/types.h>
 #include <wchar.h>
 /* CPython's size type and its limits. */
+typedef ptrdiff_t Py_ssize_t;
 #define PY_SSIZE_T_MAX ((Py_ssize_t)(((size_t)-1) >> 1))
 #define PY_SSIZE_T_MIN (-PY_SSIZE_T_MAX - 1)
+
+/* The object header (declared here because it and the type object refer to
+ * each other; see src/object/layout.rs). CPython 3.11's layout. */
+struct PyTypeObject;
+typedef struct PyObject {
+  Py_ssize_t ob_refcnt;         /* reference count */
+  struct PyTypeObject *ob_type; /* the object's type */
+} PyObject;
+typedef struct PyVarObject {
+  PyObject ob_base;     /* the fixed header */
+  Py_ssize_t ob_size;   /* number of items */
+} PyVarObject;
 
 
 /**
@@ -27,9 +40,604 @@
 #define PYHEAP_STATS_JSON 1
 
 /**
+ * `tp_finalize` has run (kept across untracking).
+ */
+#define PREV_MASK_FINALIZED 1
+
+/**
+ * The object is in the set being collected.
+ */
+#define PREV_MASK_COLLECTING 2
+
+/**
+ * Flag bits of `_gc_prev`.
+ */
+#define PREV_FLAGS (PREV_MASK_FINALIZED | PREV_MASK_COLLECTING)
+
+/**
+ * Generations: young, middle, old (the permanent one follows them).
+ */
+#define NUM_GENERATIONS 3
+
+/**
+ * Nested deallocations allowed before further ones are deferred.
+ */
+#define TRASHCAN_LIMIT 50
+
+/**
+ * Legacy; ignored.
+ */
+#define Py_TPFLAGS_HAVE_FINALIZE 1
+
+/**
+ * 3.12: the weak reference list is managed by the runtime (pre-header).
+ */
+#define Py_TPFLAGS_MANAGED_WEAKREF 8
+
+/**
+ * The instance dict is managed by the runtime.
+ */
+#define Py_TPFLAGS_MANAGED_DICT 16
+
+/**
+ * Instances behave as sequences (pattern matching).
+ */
+#define Py_TPFLAGS_SEQUENCE 32
+
+/**
+ * Instances behave as mappings (pattern matching).
+ */
+#define Py_TPFLAGS_MAPPING 64
+
+/**
+ * The type cannot be instantiated (`tp_new` stays NULL).
+ */
+#define Py_TPFLAGS_DISALLOW_INSTANTIATION 128
+
+/**
+ * The type's attributes cannot be changed.
+ */
+#define Py_TPFLAGS_IMMUTABLETYPE 256
+
+/**
+ * The type object is heap-allocated and reference-counted.
+ */
+#define Py_TPFLAGS_HEAPTYPE 512
+
+/**
+ * The type can be subclassed.
+ */
+#define Py_TPFLAGS_BASETYPE 1024
+
+/**
+ * `tp_vectorcall_offset` is used.
+ */
+#define Py_TPFLAGS_HAVE_VECTORCALL 2048
+
+/**
+ * `PyType_Ready` has completed.
+ */
+#define Py_TPFLAGS_READY 4096
+
+/**
+ * `PyType_Ready` is running.
+ */
+#define Py_TPFLAGS_READYING 8192
+
+/**
+ * Instances are managed by the cycle collector.
+ */
+#define Py_TPFLAGS_HAVE_GC 16384
+
+/**
+ * Methods behave like unbound methods.
+ */
+#define Py_TPFLAGS_METHOD_DESCRIPTOR 131072
+
+/**
+ * Legacy.
+ */
+#define Py_TPFLAGS_HAVE_VERSION_TAG 262144
+
+/**
+ * The version tag is valid.
+ */
+#define Py_TPFLAGS_VALID_VERSION_TAG 524288
+
+/**
+ * The type is abstract.
+ */
+#define Py_TPFLAGS_IS_ABSTRACT 1048576
+
+/**
+ * Subclass markers (kept for source compatibility).
+ */
+#define Py_TPFLAGS_LONG_SUBCLASS 16777216
+
+/**
+ * See [`Py_TPFLAGS_LONG_SUBCLASS`].
+ */
+#define Py_TPFLAGS_LIST_SUBCLASS 33554432
+
+/**
+ * See [`Py_TPFLAGS_LONG_SUBCLASS`].
+ */
+#define Py_TPFLAGS_TUPLE_SUBCLASS 67108864
+
+/**
+ * See [`Py_TPFLAGS_LONG_SUBCLASS`].
+ */
+#define Py_TPFLAGS_BYTES_SUBCLASS 134217728
+
+/**
+ * See [`Py_TPFLAGS_LONG_SUBCLASS`].
+ */
+#define Py_TPFLAGS_UNICODE_SUBCLASS 268435456
+
+/**
+ * See [`Py_TPFLAGS_LONG_SUBCLASS`].
+ */
+#define Py_TPFLAGS_DICT_SUBCLASS 536870912
+
+/**
+ * See [`Py_TPFLAGS_LONG_SUBCLASS`].
+ */
+#define Py_TPFLAGS_BASE_EXC_SUBCLASS 1073741824
+
+/**
+ * See [`Py_TPFLAGS_LONG_SUBCLASS`].
+ */
+#define Py_TPFLAGS_TYPE_SUBCLASS 2147483648
+
+/**
+ * The default flags: none (as in every CPython version).
+ */
+#define Py_TPFLAGS_DEFAULT 0
+
+/**
+ * Size of the GC header before each GC object (CPython's `PyGC_Head`).
+ */
+#define GC_HEADER_SIZE 16
+
+/**
+ * Slot id of `bf_getbuffer`.
+ */
+#define Py_bf_getbuffer 1
+
+/**
+ * Slot id of `bf_releasebuffer`.
+ */
+#define Py_bf_releasebuffer 2
+
+/**
+ * Slot id of `mp_ass_subscript`.
+ */
+#define Py_mp_ass_subscript 3
+
+/**
+ * Slot id of `mp_length`.
+ */
+#define Py_mp_length 4
+
+/**
+ * Slot id of `mp_subscript`.
+ */
+#define Py_mp_subscript 5
+
+/**
+ * Slot id of `nb_absolute`.
+ */
+#define Py_nb_absolute 6
+
+/**
+ * Slot id of `nb_add`.
+ */
+#define Py_nb_add 7
+
+/**
+ * Slot id of `nb_and`.
+ */
+#define Py_nb_and 8
+
+/**
+ * Slot id of `nb_bool`.
+ */
+#define Py_nb_bool 9
+
+/**
+ * Slot id of `nb_divmod`.
+ */
+#define Py_nb_divmod 10
+
+/**
+ * Slot id of `nb_float`.
+ */
+#define Py_nb_float 11
+
+/**
+ * Slot id of `nb_floor_divide`.
+ */
+#define Py_nb_floor_divide 12
+
+/**
+ * Slot id of `nb_index`.
+ */
+#define Py_nb_index 13
+
+/**
+ * Slot id of `nb_inplace_add`.
+ */
+#define Py_nb_inplace_add 14
+
+/**
+ * Slot id of `nb_inplace_and`.
+ */
+#define Py_nb_inplace_and 15
+
+/**
+ * Slot id of `nb_inplace_floor_divide`.
+ */
+#define Py_nb_inplace_floor_divide 16
+
+/**
+ * Slot id of `nb_inplace_lshift`.
+ */
+#define Py_nb_inplace_lshift 17
+
+/**
+ * Slot id of `nb_inplace_multiply`.
+ */
+#define Py_nb_inplace_multiply 18
+
+/**
+ * Slot id of `nb_inplace_or`.
+ */
+#define Py_nb_inplace_or 19
+
+/**
+ * Slot id of `nb_inplace_power`.
+ */
+#define Py_nb_inplace_power 20
+
+/**
+ * Slot id of `nb_inplace_remainder`.
+ */
+#define Py_nb_inplace_remainder 21
+
+/**
+ * Slot id of `nb_inplace_rshift`.
+ */
+#define Py_nb_inplace_rshift 22
+
+/**
+ * Slot id of `nb_inplace_subtract`.
+ */
+#define Py_nb_inplace_subtract 23
+
+/**
+ * Slot id of `nb_inplace_true_divide`.
+ */
+#define Py_nb_inplace_true_divide 24
+
+/**
+ * Slot id of `nb_inplace_xor`.
+ */
+#define Py_nb_inplace_xor 25
+
+/**
+ * Slot id of `nb_int`.
+ */
+#define Py_nb_int 26
+
+/**
+ * Slot id of `nb_invert`.
+ */
+#define Py_nb_invert 27
+
+/**
+ * Slot id of `nb_lshift`.
+ */
+#define Py_nb_lshift 28
+
+/**
+ * Slot id of `nb_multiply`.
+ */
+#define Py_nb_multiply 29
+
+/**
+ * Slot id of `nb_negative`.
+ */
+#define Py_nb_negative 30
+
+/**
+ * Slot id of `nb_or`.
+ */
+#define Py_nb_or 31
+
+/**
+ * Slot id of `nb_positive`.
+ */
+#define Py_nb_positive 32
+
+/**
+ * Slot id of `nb_power`.
+ */
+#define Py_nb_power 33
+
+/**
+ * Slot id of `nb_remainder`.
+ */
+#define Py_nb_remainder 34
+
+/**
+ * Slot id of `nb_rshift`.
+ */
+#define Py_nb_rshift 35
+
+/**
+ * Slot id of `nb_subtract`.
+ */
+#define Py_nb_subtract 36
+
+/**
+ * Slot id of `nb_true_divide`.
+ */
+#define Py_nb_true_divide 37
+
+/**
+ * Slot id of `nb_xor`.
+ */
+#define Py_nb_xor 38
+
+/**
+ * Slot id of `sq_ass_item`.
+ */
+#define Py_sq_ass_item 39
+
+/**
+ * Slot id of `sq_concat`.
+ */
+#define Py_sq_concat 40
+
+/**
+ * Slot id of `sq_contains`.
+ */
+#define Py_sq_contains 41
+
+/**
+ * Slot id of `sq_inplace_concat`.
+ */
+#define Py_sq_inplace_concat 42
+
+/**
+ * Slot id of `sq_inplace_repeat`.
+ */
+#define Py_sq_inplace_repeat 43
+
+/**
+ * Slot id of `sq_item`.
+ */
+#define Py_sq_item 44
+
+/**
+ * Slot id of `sq_length`.
+ */
+#define Py_sq_length 45
+
+/**
+ * Slot id of `sq_repeat`.
+ */
+#define Py_sq_repeat 46
+
+/**
+ * Slot id of `tp_alloc`.
+ */
+#define Py_tp_alloc 47
+
+/**
+ * Slot id of `tp_base`.
+ */
+#define Py_tp_base 48
+
+/**
+ * Slot id of `tp_bases`.
+ */
+#define Py_tp_bases 49
+
+/**
+ * Slot id of `tp_call`.
+ */
+#define Py_tp_call 50
+
+/**
+ * Slot id of `tp_clear`.
+ */
+#define Py_tp_clear 51
+
+/**
+ * Slot id of `tp_dealloc`.
+ */
+#define Py_tp_dealloc 52
+
+/**
+ * Slot id of `tp_del`.
+ */
+#define Py_tp_del 53
+
+/**
+ * Slot id of `tp_descr_get`.
+ */
+#define Py_tp_descr_get 54
+
+/**
+ * Slot id of `tp_descr_set`.
+ */
+#define Py_tp_descr_set 55
+
+/**
+ * Slot id of `tp_doc`.
+ */
+#define Py_tp_doc 56
+
+/**
+ * Slot id of `tp_getattr`.
+ */
+#define Py_tp_getattr 57
+
+/**
+ * Slot id of `tp_getattro`.
+ */
+#define Py_tp_getattro 58
+
+/**
+ * Slot id of `tp_hash`.
+ */
+#define Py_tp_hash 59
+
+/**
+ * Slot id of `tp_init`.
+ */
+#define Py_tp_init 60
+
+/**
+ * Slot id of `tp_is_gc`.
+ */
+#define Py_tp_is_gc 61
+
+/**
+ * Slot id of `tp_iter`.
+ */
+#define Py_tp_iter 62
+
+/**
+ * Slot id of `tp_iternext`.
+ */
+#define Py_tp_iternext 63
+
+/**
+ * Slot id of `tp_methods`.
+ */
+#define Py_tp_methods 64
+
+/**
+ * Slot id of `tp_new`.
+ */
+#define Py_tp_new 65
+
+/**
+ * Slot id of `tp_repr`.
+ */
+#define Py_tp_repr 66
+
+/**
+ * Slot id of `tp_richcompare`.
+ */
+#define Py_tp_richcompare 67
+
+/**
+ * Slot id of `tp_setattr`.
+ */
+#define Py_tp_setattr 68
+
+/**
+ * Slot id of `tp_setattro`.
+ */
+#define Py_tp_setattro 69
+
+/**
+ * Slot id of `tp_str`.
+ */
+#define Py_tp_str 70
+
+/**
+ * Slot id of `tp_traverse`.
+ */
+#define Py_tp_traverse 71
+
+/**
+ * Slot id of `tp_members`.
+ */
+#define Py_tp_members 72
+
+/**
+ * Slot id of `tp_getset`.
+ */
+#define Py_tp_getset 73
+
+/**
+ * Slot id of `tp_free`.
+ */
+#define Py_tp_free 74
+
+/**
+ * Slot id of `nb_matrix_multiply`.
+ */
+#define Py_nb_matrix_multiply 75
+
+/**
+ * Slot id of `nb_inplace_matrix_multiply`.
+ */
+#define Py_nb_inplace_matrix_multiply 76
+
+/**
+ * Slot id of `am_await`.
+ */
+#define Py_am_await 77
+
+/**
+ * Slot id of `am_aiter`.
+ */
+#define Py_am_aiter 78
+
+/**
+ * Slot id of `am_anext`.
+ */
+#define Py_am_anext 79
+
+/**
+ * Slot id of `tp_finalize`.
+ */
+#define Py_tp_finalize 80
+
+/**
+ * Slot id of `am_send`.
+ */
+#define Py_am_send 81
+
+/**
+ * The C-visible kind of the last error (`PyHeap_ErrorKind`).
+ */
+typedef enum PyHeap_ErrorKind {
+  /**
+   * No error recorded.
+   */
+  PYHEAP_ERR_NONE = 0,
+  /**
+   * Out of memory (`MemoryError`).
+   */
+  PYHEAP_ERR_NO_MEMORY = 1,
+  /**
+   * `SystemError`.
+   */
+  PYHEAP_ERR_SYSTEM = 2,
+  /**
+   * `TypeError`.
+   */
+  PYHEAP_ERR_TYPE = 3,
+  /**
+   * `ValueError`.
+   */
+  PYHEAP_ERR_VALUE = 4,
+  /**
+   * `RuntimeError`.
+   */
+  PYHEAP_ERR_RUNTIME = 5,
+} PyHeap_ErrorKind;
+
+/**
  * The allocator domains, with CPython's values.
  */
-typedef enum {
+typedef enum PyMemAllocatorDomain {
   /**
    * `PyMem_RawMalloc` and friends: libc, thread-safe, usable at any time.
    */
@@ -45,10 +653,35 @@ typedef enum {
 } PyMemAllocatorDomain;
 
 /**
+ * Method tables pyheap does not interpret (opaque: pointers only).
+ */
+typedef struct PyAsyncMethods PyAsyncMethods;
+
+/**
+ * See [`PyAsyncMethods`].
+ */
+typedef struct PyBufferProcs PyBufferProcs;
+
+/**
+ * See [`PyAsyncMethods`].
+ */
+typedef struct PyMappingMethods PyMappingMethods;
+
+/**
+ * See [`PyAsyncMethods`].
+ */
+typedef struct PyNumberMethods PyNumberMethods;
+
+/**
+ * See [`PyAsyncMethods`].
+ */
+typedef struct PySequenceMethods PySequenceMethods;
+
+/**
  * An allocator table, field for field CPython's (order matters for
  * aggregate initialisation: ctx, malloc, calloc, realloc, free).
  */
-typedef struct {
+typedef struct PyMemAllocatorEx {
   /**
    * Passed as the first argument of each function.
    */
@@ -74,7 +707,7 @@ typedef struct {
 /**
  * The arena allocator, CPython's `PyObjectArenaAllocator`.
  */
-typedef struct {
+typedef struct PyObjectArenaAllocator {
   /**
    * Passed as the first argument of each function.
    */
@@ -90,15 +723,452 @@ typedef struct {
 } PyObjectArenaAllocator;
 
 /**
- * `Py_ssize_t`: CPython's signed size type.
+ * `tp_dealloc`, `tp_del`, `tp_finalize`.
  */
-typedef ptrdiff_t Py_ssize_t;
+typedef void (*destructor)(PyObject*);
+
+/**
+ * `tp_getattr`.
+ */
+typedef PyObject *(*getattrfunc)(PyObject*, char*);
+
+/**
+ * `tp_setattr`.
+ */
+typedef int (*setattrfunc)(PyObject*, char*, PyObject*);
+
+/**
+ * `tp_repr`, `tp_str`.
+ */
+typedef PyObject *(*reprfunc)(PyObject*);
+
+/**
+ * CPython's `Py_hash_t`.
+ */
+typedef Py_ssize_t Py_hash_t;
+
+/**
+ * `tp_hash`.
+ */
+typedef Py_hash_t (*hashfunc)(PyObject*);
+
+/**
+ * `tp_call`.
+ */
+typedef PyObject *(*ternaryfunc)(PyObject*, PyObject*, PyObject*);
+
+/**
+ * `tp_getattro`.
+ */
+typedef PyObject *(*getattrofunc)(PyObject*, PyObject*);
+
+/**
+ * `tp_setattro`.
+ */
+typedef int (*setattrofunc)(PyObject*, PyObject*, PyObject*);
+
+/**
+ * The visitor `tp_traverse` calls on each reference.
+ */
+typedef int (*visitproc)(PyObject*, void*);
+
+/**
+ * `tp_traverse`.
+ */
+typedef int (*traverseproc)(PyObject*, visitproc, void*);
+
+/**
+ * `tp_clear`, `tp_is_gc`.
+ */
+typedef int (*inquiry)(PyObject*);
+
+/**
+ * `tp_richcompare`.
+ */
+typedef PyObject *(*richcmpfunc)(PyObject*, PyObject*, int);
+
+/**
+ * `tp_iter`.
+ */
+typedef PyObject *(*getiterfunc)(PyObject*);
+
+/**
+ * `tp_iternext`.
+ */
+typedef PyObject *(*iternextfunc)(PyObject*);
+
+/**
+ * A C method definition (kept for source compatibility; not called).
+ */
+typedef struct PyMethodDef {
+  /**
+   * Method name.
+   */
+  const char *ml_name;
+  /**
+   * The C function.
+   */
+  PyObject *(*ml_meth)(PyObject*, PyObject*);
+  /**
+   * `METH_*` flags.
+   */
+  int ml_flags;
+  /**
+   * Docstring.
+   */
+  const char *ml_doc;
+} PyMethodDef;
+
+/**
+ * A member definition. `PyType_FromSpec` reads the special members
+ * `__weaklistoffset__`, `__dictoffset__` and `__vectorcalloffset__`.
+ */
+typedef struct PyMemberDef {
+  /**
+   * Member name.
+   */
+  const char *name;
+  /**
+   * `T_*` / `Py_T_*` type code.
+   */
+  int type;
+  /**
+   * Offset in the instance.
+   */
+  Py_ssize_t offset;
+  /**
+   * `READONLY` etc.
+   */
+  int flags;
+  /**
+   * Docstring.
+   */
+  const char *doc;
+} PyMemberDef;
+
+/**
+ * A getter/setter definition (kept for source compatibility; not called).
+ */
+typedef struct PyGetSetDef {
+  /**
+   * Attribute name.
+   */
+  const char *name;
+  /**
+   * Getter.
+   */
+  PyObject *(*get)(PyObject*, void*);
+  /**
+   * Setter.
+   */
+  int (*set)(PyObject*, PyObject*, void*);
+  /**
+   * Docstring.
+   */
+  const char *doc;
+  /**
+   * Closure passed to get and set.
+   */
+  void *closure;
+} PyGetSetDef;
+
+/**
+ * `tp_descr_get`.
+ */
+typedef PyObject *(*descrgetfunc)(PyObject*, PyObject*, PyObject*);
+
+/**
+ * `tp_descr_set`.
+ */
+typedef int (*descrsetfunc)(PyObject*, PyObject*, PyObject*);
+
+/**
+ * `tp_init`.
+ */
+typedef int (*initproc)(PyObject*, PyObject*, PyObject*);
+
+/**
+ * `tp_alloc`.
+ */
+typedef PyObject *(*allocfunc)(struct PyTypeObject*, Py_ssize_t);
+
+/**
+ * `tp_new`.
+ */
+typedef PyObject *(*newfunc)(struct PyTypeObject*, PyObject*, PyObject*);
+
+/**
+ * `tp_free`.
+ */
+typedef void (*freefunc)(void*);
+
+/**
+ * `tp_vectorcall`.
+ */
+typedef PyObject *(*vectorcallfunc)(PyObject*, PyObject*const *, size_t, PyObject*);
+
+/**
+ * A type object, CPython 3.11's layout (408 bytes on 64-bit). Fields pyheap
+ * honours: name, sizes, `tp_dealloc`, flags, doc, `tp_traverse`, `tp_clear`,
+ * `tp_weaklistoffset`, `tp_base`, `tp_alloc`, `tp_new`, `tp_free`,
+ * `tp_is_gc`, `tp_del`, `tp_finalize`, `tp_call`. The others are kept so
+ * static types written for CPython compile, and are inherited verbatim.
+ */
+typedef struct PyTypeObject {
+  /**
+   * The type's own header (its type is `PyType_Type`).
+   */
+  PyVarObject ob_base;
+  /**
+   * `"module.Name"`.
+   */
+  const char *tp_name;
+  /**
+   * Instance size.
+   */
+  Py_ssize_t tp_basicsize;
+  /**
+   * Size of each item of a variable-size instance.
+   */
+  Py_ssize_t tp_itemsize;
+  /**
+   * Destructor, called when the count reaches zero.
+   */
+  destructor tp_dealloc;
+  /**
+   * Unused by pyheap.
+   */
+  Py_ssize_t tp_vectorcall_offset;
+  /**
+   * Unused by pyheap.
+   */
+  getattrfunc tp_getattr;
+  /**
+   * Unused by pyheap.
+   */
+  setattrfunc tp_setattr;
+  /**
+   * Unused by pyheap.
+   */
+  struct PyAsyncMethods *tp_as_async;
+  /**
+   * Unused by pyheap.
+   */
+  reprfunc tp_repr;
+  /**
+   * Unused by pyheap.
+   */
+  struct PyNumberMethods *tp_as_number;
+  /**
+   * Unused by pyheap.
+   */
+  struct PySequenceMethods *tp_as_sequence;
+  /**
+   * Unused by pyheap.
+   */
+  struct PyMappingMethods *tp_as_mapping;
+  /**
+   * Unused by pyheap.
+   */
+  hashfunc tp_hash;
+  /**
+   * Called by `PyObject_Call*`.
+   */
+  ternaryfunc tp_call;
+  /**
+   * Unused by pyheap.
+   */
+  reprfunc tp_str;
+  /**
+   * Unused by pyheap.
+   */
+  getattrofunc tp_getattro;
+  /**
+   * Unused by pyheap.
+   */
+  setattrofunc tp_setattro;
+  /**
+   * Unused by pyheap.
+   */
+  struct PyBufferProcs *tp_as_buffer;
+  /**
+   * `Py_TPFLAGS_*`.
+   */
+  unsigned long tp_flags;
+  /**
+   * Docstring.
+   */
+  const char *tp_doc;
+  /**
+   * Visits each reference the instance owns (GC types).
+   */
+  traverseproc tp_traverse;
+  /**
+   * Drops the instance's references (GC types).
+   */
+  inquiry tp_clear;
+  /**
+   * Unused by pyheap.
+   */
+  richcmpfunc tp_richcompare;
+  /**
+   * Offset of the weak reference list in instances, or 0.
+   */
+  Py_ssize_t tp_weaklistoffset;
+  /**
+   * Unused by pyheap.
+   */
+  getiterfunc tp_iter;
+  /**
+   * Unused by pyheap.
+   */
+  iternextfunc tp_iternext;
+  /**
+   * Unused by pyheap.
+   */
+  struct PyMethodDef *tp_methods;
+  /**
+   * Read by `PyType_FromSpec` for the special offsets.
+   */
+  struct PyMemberDef *tp_members;
+  /**
+   * Unused by pyheap.
+   */
+  struct PyGetSetDef *tp_getset;
+  /**
+   * Base type (`object` when NULL at `PyType_Ready`).
+   */
+  struct PyTypeObject *tp_base;
+  /**
+   * Unused by pyheap (NULL).
+   */
+  PyObject *tp_dict;
+  /**
+   * Unused by pyheap.
+   */
+  descrgetfunc tp_descr_get;
+  /**
+   * Unused by pyheap.
+   */
+  descrsetfunc tp_descr_set;
+  /**
+   * Unused by pyheap.
+   */
+  Py_ssize_t tp_dictoffset;
+  /**
+   * Unused by pyheap.
+   */
+  initproc tp_init;
+  /**
+   * Allocates an instance (`PyType_GenericAlloc` by default).
+   */
+  allocfunc tp_alloc;
+  /**
+   * Creates an instance (`PyType_GenericNew` for heap types).
+   */
+  newfunc tp_new;
+  /**
+   * Frees an instance's memory (`PyObject_Free`, or `PyObject_GC_Del`).
+   */
+  freefunc tp_free;
+  /**
+   * Says whether a given instance of a GC type is GC-managed.
+   */
+  inquiry tp_is_gc;
+  /**
+   * Unused by pyheap (NULL).
+   */
+  PyObject *tp_bases;
+  /**
+   * Unused by pyheap (NULL).
+   */
+  PyObject *tp_mro;
+  /**
+   * Unused by pyheap.
+   */
+  PyObject *tp_cache;
+  /**
+   * Unused by pyheap.
+   */
+  PyObject *tp_subclasses;
+  /**
+   * Unused by pyheap.
+   */
+  PyObject *tp_weaklist;
+  /**
+   * Legacy finalizer: objects with one in a cycle are uncollectable.
+   */
+  destructor tp_del;
+  /**
+   * Unused by pyheap.
+   */
+  unsigned int tp_version_tag;
+  /**
+   * PEP 442 finalizer, run at most once.
+   */
+  destructor tp_finalize;
+  /**
+   * Unused by pyheap.
+   */
+  vectorcallfunc tp_vectorcall;
+} PyTypeObject;
+
+/**
+ * One slot of a `PyType_Spec` (`{0, NULL}` ends the array).
+ */
+typedef struct PyType_Slot {
+  /**
+   * Slot id (`Py_tp_dealloc`, ...).
+   */
+  int slot;
+  /**
+   * The function or value.
+   */
+  void *pfunc;
+} PyType_Slot;
+
+/**
+ * A type described for `PyType_FromSpec`.
+ */
+typedef struct PyType_Spec {
+  /**
+   * `"module.Name"`.
+   */
+  const char *name;
+  /**
+   * Instance size (0: inherit).
+   */
+  int basicsize;
+  /**
+   * Item size.
+   */
+  int itemsize;
+  /**
+   * `Py_TPFLAGS_*`.
+   */
+  unsigned int flags;
+  /**
+   * Slots, ending with `{0, NULL}`.
+   */
+  struct PyType_Slot *slots;
+} PyType_Spec;
+
+/**
+ * Receives one line of `PyHeap_GetLiveObjects`: a type, how many live
+ * objects it has and the bytes they occupy. Return 0 to go on.
+ */
+typedef int (*PyHeap_LiveTypeFn)(struct PyTypeObject *tp, size_t count, size_t bytes, void *ctx);
+
+/**
+ * Receives each live object of `PyHeap_VisitObjects`; return 0 to go on.
+ */
+typedef int (*PyHeap_ObjectFn)(PyObject *op, void *ctx);
 
 /**
  * A snapshot of the pool heap's statistics, in C layout for
  * `PyHeap_GetHeapStats`.
  */
-typedef struct {
+typedef struct PyHeap_HeapStats {
   /**
    * Arenas obtained from the arena allocator since start-up.
    */
@@ -150,9 +1220,34 @@ typedef struct {
  */
 typedef void (*PyHeap_WriteFn)(void *ctx, const char *text, size_t len);
 
+/**
+ * Count of an immortal object, as `PyObject_HEAD_INIT` writes it.
+ */
+#define _Py_IMMORTAL_REFCNT 4294967295
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * The `object` type: the base of every type.
+ */
+extern struct PyTypeObject PyBaseObject_Type;
+
+/**
+ * The `type` type: the type of every type object.
+ */
+extern struct PyTypeObject PyType_Type;
+
+/**
+ * The type of `None`.
+ */
+extern struct PyTypeObject _PyNone_Type;
+
+/**
+ * `None`: an immortal singleton (use the `Py_None` macro).
+ */
+extern PyObject _Py_NoneStruct;
 
 /**
  * Allocates `size` bytes from the RAW domain (libc by default). Thread-safe
@@ -256,7 +1351,7 @@ void PyObject_Free(void *ptr);
  * # Safety
  * `allocator` must point to writable memory for a `PyMemAllocatorEx`.
  */
-void PyMem_GetAllocator(int domain, PyMemAllocatorEx *allocator);
+void PyMem_GetAllocator(int domain, struct PyMemAllocatorEx *allocator);
 
 /**
  * Replaces the table of `domain` with a copy of `*allocator`; an unknown
@@ -267,7 +1362,7 @@ void PyMem_GetAllocator(int domain, PyMemAllocatorEx *allocator);
  * `allocator` must point to a valid `PyMemAllocatorEx`; no other thread may
  * be allocating in that domain.
  */
-void PyMem_SetAllocator(int domain, PyMemAllocatorEx *allocator);
+void PyMem_SetAllocator(int domain, struct PyMemAllocatorEx *allocator);
 
 /**
  * Copies the arena allocator used for new arenas into `*allocator`.
@@ -275,7 +1370,7 @@ void PyMem_SetAllocator(int domain, PyMemAllocatorEx *allocator);
  * # Safety
  * `allocator` must point to writable memory for a `PyObjectArenaAllocator`.
  */
-void PyObject_GetArenaAllocator(PyObjectArenaAllocator *allocator);
+void PyObject_GetArenaAllocator(struct PyObjectArenaAllocator *allocator);
 
 /**
  * Sets the arena allocator for new arenas. Unlike CPython, each existing
@@ -285,7 +1380,7 @@ void PyObject_GetArenaAllocator(PyObjectArenaAllocator *allocator);
  * `allocator` must point to a valid `PyObjectArenaAllocator` whose functions
  * do not call the MEM or OBJ domains.
  */
-void PyObject_SetArenaAllocator(PyObjectArenaAllocator *allocator);
+void PyObject_SetArenaAllocator(struct PyObjectArenaAllocator *allocator);
 
 /**
  * Copies the NUL-terminated `str` into a new RAW block (CPython's
@@ -315,6 +1410,330 @@ char *_PyMem_Strdup(const char *str);
 wchar_t *_PyMem_RawWcsdup(const wchar_t *str);
 
 /**
+ * Deallocates an object whose count reached zero (called by `Py_DECREF`).
+ * Deep chains are deallocated with a bounded stack.
+ *
+ * # Safety
+ * `op` is an object whose count is zero.
+ */
+void _Py_Dealloc(PyObject *op);
+
+/**
+ * Reports a reference count below zero at `file:line` and aborts (called
+ * by `Py_DECREF`).
+ *
+ * # Safety
+ * `op` points to the object's header; `file` is NULL or a C string.
+ */
+void _Py_NegativeRefcount(const char *file, int line, PyObject *op);
+
+/**
+ * The checked `Py_INCREF` of `PYHEAP_REF_DEBUG` builds.
+ *
+ * # Safety
+ * `op` is what the caller believes to be a live object.
+ */
+void _PyHeap_IncRefDebug(PyObject *op, const char *file, int line);
+
+/**
+ * The checked `Py_DECREF` of `PYHEAP_REF_DEBUG` builds.
+ *
+ * # Safety
+ * `op` is what the caller believes to be a live object.
+ */
+void _PyHeap_DecRefDebug(PyObject *op, const char *file, int line);
+
+/**
+ * `Py_IncRef`: `Py_XINCREF` as a function.
+ *
+ * # Safety
+ * `op` is NULL or a live object.
+ */
+void Py_IncRef(PyObject *op);
+
+/**
+ * `Py_DecRef`: `Py_XDECREF` as a function.
+ *
+ * # Safety
+ * `op` is NULL or a live object owning the reference given up.
+ */
+void Py_DecRef(PyObject *op);
+
+/**
+ * `_Py_IncRef`: `Py_INCREF` as a function.
+ *
+ * # Safety
+ * `op` is a live object.
+ */
+void _Py_IncRef(PyObject *op);
+
+/**
+ * `_Py_DecRef`: `Py_DECREF` as a function.
+ *
+ * # Safety
+ * `op` is a live object owning the reference given up.
+ */
+void _Py_DecRef(PyObject *op);
+
+/**
+ * `Py_NewRef` as a function (the header's macro is inline): a new
+ * reference to `op`.
+ *
+ * # Safety
+ * `op` is a live object.
+ */
+PyObject *Py_NewRef(PyObject *op);
+
+/**
+ * `Py_XNewRef` as a function: NULL stays NULL.
+ *
+ * # Safety
+ * `op` is NULL or a live object.
+ */
+PyObject *Py_XNewRef(PyObject *op);
+
+/**
+ * Initialises the header of `op` (type, count 1; heap types gain a
+ * reference). NULL gives NULL with `MemoryError`. Returns `op`.
+ *
+ * # Safety
+ * `op` is NULL or writable memory for an instance of `tp`.
+ */
+PyObject *PyObject_Init(PyObject *op, struct PyTypeObject *tp);
+
+/**
+ * `PyObject_Init` plus `ob_size = size`.
+ *
+ * # Safety
+ * As for [`PyObject_Init`].
+ */
+PyVarObject *PyObject_InitVar(PyVarObject *op, struct PyTypeObject *tp, Py_ssize_t size);
+
+/**
+ * Allocates an instance of `tp` (`tp_basicsize` bytes, not zeroed) and
+ * initialises its header: a new reference, or NULL. Use `PyObject_New`.
+ *
+ * # Safety
+ * `tp` is a valid type object.
+ */
+PyObject *_PyObject_New(struct PyTypeObject *tp);
+
+/**
+ * Allocates a variable-size instance with `nitems` items: a new
+ * reference, or NULL. Use `PyObject_NewVar`.
+ *
+ * # Safety
+ * `tp` is a valid type object.
+ */
+PyVarObject *_PyObject_NewVar(struct PyTypeObject *tp, Py_ssize_t nitems);
+
+/**
+ * The default `tp_alloc`: a zeroed instance (tracked if the type is GC): a
+ * new reference, or NULL.
+ *
+ * # Safety
+ * `tp` is a valid, ready type object.
+ */
+PyObject *PyType_GenericAlloc(struct PyTypeObject *tp, Py_ssize_t nitems);
+
+/**
+ * `tp->tp_alloc(tp, 0)`: a new reference, or NULL.
+ *
+ * # Safety
+ * `tp` is a valid, ready type object.
+ */
+PyObject *PyType_GenericNew(struct PyTypeObject *tp, PyObject *_args, PyObject *_kwds);
+
+/**
+ * Allocates an untracked GC instance (fields not initialised): a new
+ * reference, or NULL. Use `PyObject_GC_New`.
+ *
+ * # Safety
+ * `tp` is a valid type object.
+ */
+PyObject *_PyObject_GC_New(struct PyTypeObject *tp);
+
+/**
+ * Allocates an untracked variable-size GC instance. Use
+ * `PyObject_GC_NewVar`.
+ *
+ * # Safety
+ * `tp` is a valid type object.
+ */
+PyVarObject *_PyObject_GC_NewVar(struct PyTypeObject *tp, Py_ssize_t nitems);
+
+/**
+ * Resizes an untracked variable-size GC object; NULL (object unchanged) on
+ * failure. Use `PyObject_GC_Resize`.
+ *
+ * # Safety
+ * `op` is a live, untracked GC object of a variable-size type.
+ */
+PyVarObject *_PyObject_GC_Resize(PyVarObject *op, Py_ssize_t nitems);
+
+/**
+ * Frees a GC object's memory (unlinking it if still tracked).
+ *
+ * # Safety
+ * `op` is NULL or a GC object allocated by pyheap, not used afterwards.
+ */
+void PyObject_GC_Del(void *op);
+
+/**
+ * Starts tracking a GC object; tracking it twice is a fatal error.
+ *
+ * # Safety
+ * `op` is a live GC object allocated by pyheap.
+ */
+void PyObject_GC_Track(void *op);
+
+/**
+ * Stops tracking a GC object (no-op if untracked).
+ *
+ * # Safety
+ * `op` is a live GC object allocated by pyheap.
+ */
+void PyObject_GC_UnTrack(void *op);
+
+/**
+ * 1 if `op` is a GC object that is tracked, else 0.
+ *
+ * # Safety
+ * `op` is a live object.
+ */
+int PyObject_GC_IsTracked(PyObject *op);
+
+/**
+ * 1 if `op` is a GC object whose finalizer has run, else 0.
+ *
+ * # Safety
+ * `op` is a live object.
+ */
+int PyObject_GC_IsFinalized(PyObject *op);
+
+/**
+ * 1 if `op` is managed by the collector (its type is GC and `tp_is_gc`,
+ * if any, agrees).
+ *
+ * # Safety
+ * `op` is a live object.
+ */
+int PyObject_IS_GC(PyObject *op);
+
+/**
+ * Runs `tp_finalize` if it has not run yet.
+ *
+ * # Safety
+ * `op` is a live object.
+ */
+void PyObject_CallFinalizer(PyObject *op);
+
+/**
+ * Runs the finalizer from a deallocator: 0, or -1 if the object was
+ * resurrected (the deallocator must then return at once).
+ *
+ * # Safety
+ * `op` is an object whose count is zero.
+ */
+int PyObject_CallFinalizerFromDealloc(PyObject *op);
+
+/**
+ * Finishes a type: checks it, fills defaults, inherits from its base.
+ * 0, or -1 with the last error set (`PyHeap_LastError`).
+ *
+ * # Safety
+ * `tp` is a valid, writable type object.
+ */
+int PyType_Ready(struct PyTypeObject *tp);
+
+/**
+ * Creates a heap type from `spec`: a new reference, or NULL with the last
+ * error set.
+ *
+ * # Safety
+ * `spec` is a valid `PyType_Spec`.
+ */
+PyObject *PyType_FromSpec(struct PyType_Spec *spec);
+
+/**
+ * `PyType_FromSpec` with a base: `bases` is NULL or a type object (pyheap
+ * has single inheritance only). A new reference, or NULL.
+ *
+ * # Safety
+ * `spec` is a valid `PyType_Spec`; `bases` is NULL or a type object.
+ */
+PyObject *PyType_FromSpecWithBases(struct PyType_Spec *spec, PyObject *bases);
+
+/**
+ * The function or value stored in slot `slot` (a `Py_tp_*` id), or NULL.
+ *
+ * # Safety
+ * `tp` is a valid type object.
+ */
+void *PyType_GetSlot(struct PyTypeObject *tp, int slot);
+
+/**
+ * The type's `tp_flags`.
+ *
+ * # Safety
+ * `tp` is a valid type object.
+ */
+unsigned long PyType_GetFlags(struct PyTypeObject *tp);
+
+/**
+ * 1 if `a` is `b` or derives from it through `tp_base`, else 0.
+ *
+ * # Safety
+ * `a` and `b` are valid type objects.
+ */
+int PyType_IsSubtype(struct PyTypeObject *a, struct PyTypeObject *b);
+
+/**
+ * Sum of the reference counts of all live objects pyheap allocated
+ * (immortal ones excluded): CPython's `_Py_RefTotal`, computed on demand.
+ */
+Py_ssize_t PyHeap_GetRefTotal(void);
+
+/**
+ * Calls `cb` once per type with live objects. Returns the number of live
+ * objects, or -1 if `cb` is NULL. Stops early if `cb` returns non-zero.
+ *
+ * # Safety
+ * `cb` must not create or destroy objects.
+ */
+Py_ssize_t PyHeap_GetLiveObjects(PyHeap_LiveTypeFn cb, void *ctx);
+
+/**
+ * Calls `cb` for every live object pyheap allocated. Returns how many
+ * were visited, or -1 if `cb` is NULL.
+ *
+ * # Safety
+ * `cb` must not create or destroy objects.
+ */
+Py_ssize_t PyHeap_VisitObjects(PyHeap_ObjectFn cb, void *ctx);
+
+/**
+ * Records `MemoryError` and returns NULL (CPython's `PyErr_NoMemory`).
+ */
+PyObject *PyErr_NoMemory(void);
+
+/**
+ * The kind of this thread's last error (`PYHEAP_ERR_NONE` if none).
+ */
+enum PyHeap_ErrorKind PyHeap_LastErrorKind(void);
+
+/**
+ * The message of this thread's last error, e.g. `"TypeError: ..."`, or
+ * NULL. Valid until the next error on this thread.
+ */
+const char *PyHeap_LastError(void);
+
+/**
+ * Forgets this thread's last error.
+ */
+void PyHeap_ClearError(void);
+
+/**
  * Number of MEM/OBJ blocks allocated now: pooled blocks plus those that
  * went to the RAW domain (CPython's `sys.getallocatedblocks()`).
  */
@@ -327,7 +1746,7 @@ Py_ssize_t PyHeap_GetAllocatedBlocks(void);
  * # Safety
  * `out` must be NULL or point to writable memory for a `PyHeap_HeapStats`.
  */
-int PyHeap_GetHeapStats(PyHeap_HeapStats *out);
+int PyHeap_GetHeapStats(struct PyHeap_HeapStats *out);
 
 /**
  * Writes the per-size-class report through `write(ctx, text, len)`.

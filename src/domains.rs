@@ -147,6 +147,10 @@ pub struct Runtime {
     /// Blocks the MEM/OBJ defaults handed to the RAW domain and not freed
     /// (CPython's `raw_allocated_blocks`).
     pub raw_allocated_blocks: usize,
+    /// Objects: the registry of unpooled object blocks, the trashcan.
+    pub objects: crate::object::ObjectState,
+    /// The collector's lists.
+    pub gc: crate::gc::GcState,
 }
 
 /// The process-wide runtime.
@@ -168,6 +172,8 @@ pub static RUNTIME: GlobalRuntime = GlobalRuntime(UnsafeCell::new(Runtime {
     direct: [false, true, true],
     heap: SmallHeap::new(),
     raw_allocated_blocks: 0,
+    objects: crate::object::ObjectState::new(),
+    gc: crate::gc::GcState::new(),
 }));
 
 /// The runtime, for a caller that follows the locking rule above.
@@ -348,6 +354,7 @@ pub unsafe fn pooled_free(rt: &mut Runtime, p: *mut u8, api: &'static str) {
 #[inline(never)]
 unsafe fn pooled_free_raw(rt: &mut Runtime, p: *mut u8) {
     rt.raw_allocated_blocks = rt.raw_allocated_blocks.saturating_sub(1);
+    rt.objects.forget_raw(p);
     // SAFETY: caller's contract.
     unsafe { raw_domain_free(&rt.tables[0], p) }
 }
@@ -363,7 +370,11 @@ pub unsafe fn pooled_realloc(rt: &mut Runtime, p: *mut u8, n: usize, api: &'stat
     let Some(size) = rt.heap.block_size(p, api) else {
         // Not ours: pymalloc never adopts a foreign block.
         // SAFETY: caller's contract; p is a RAW block.
-        return unsafe { raw_domain_realloc(&rt.tables[0], p, n) };
+        let q = unsafe { raw_domain_realloc(&rt.tables[0], p, n) };
+        if !q.is_null() {
+            rt.objects.move_raw(p, q);
+        }
+        return q;
     };
     if n > 0 && n <= size && 4 * n > 3 * size {
         return p; // shrinks by less than a quarter: keep it in place
@@ -371,6 +382,12 @@ pub unsafe fn pooled_realloc(rt: &mut Runtime, p: *mut u8, n: usize, api: &'stat
     let q = pooled_malloc(rt, n);
     if q.is_null() {
         return q;
+    }
+    // An object block keeps its object mark when it moves.
+    if let Some(Some(gc)) = rt.heap.object_kind(p) {
+        if !rt.heap.set_object(q, gc) {
+            rt.objects.remember_raw(q, gc);
+        }
     }
     // SAFETY: both blocks are live and distinct; we copy what both hold.
     unsafe {

@@ -63,6 +63,12 @@ pub enum Misuse {
     DoubleFree,
     /// A pointer inside a pool that is not the start of an allocated block.
     InvalidFree,
+    /// A reference count went below zero.
+    NegativeRefcount,
+    /// `Py_INCREF`/`Py_DECREF` on memory that holds no live object.
+    FreedObject,
+    /// `PyObject_GC_Track` on an object already tracked.
+    AlreadyTracked,
 }
 
 impl Misuse {
@@ -71,6 +77,9 @@ impl Misuse {
         match self {
             Misuse::DoubleFree => "double free",
             Misuse::InvalidFree => "invalid free (not the start of an allocated block)",
+            Misuse::NegativeRefcount => "reference count below zero",
+            Misuse::FreedObject => "use of a freed object",
+            Misuse::AlreadyTracked => "object already tracked by the garbage collector",
         }
     }
 }

@@ -8,10 +8,17 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
-#![expect(non_camel_case_types, reason = "C API types keep CPython's names")]
+#![expect(
+    non_camel_case_types,
+    non_upper_case_globals,
+    reason = "C API names are CPython's"
+)]
 
 pub mod alloc;
 pub mod domains;
+pub mod error;
 pub mod fatal;
 pub mod ffi;
+pub mod gc;
+pub mod object;
 pub mod stats;

@@ -11,6 +11,7 @@
 //! - `// pyheap-test: stderr-address` stderr must contain the address the
 //!   program printed on stdout as `ADDRESS=<%p>`.
 //! - `// pyheap-test: env NAME=VALUE` sets an environment variable.
+//! - `// pyheap-test: cflags <flags>` adds compiler flags (space-separated).
 
 mod support;
 
@@ -25,6 +26,7 @@ struct Directives {
     stderr: Vec<String>,
     stderr_address: bool,
     env: Vec<(String, String)>,
+    cflags: Vec<String>,
 }
 
 fn directives(source: &str) -> Directives {
@@ -34,6 +36,7 @@ fn directives(source: &str) -> Directives {
         stderr: vec![],
         stderr_address: false,
         env: vec![],
+        cflags: vec![],
     };
     for line in source.lines() {
         let Some(rest) = line.trim().strip_prefix("// pyheap-test:") else {
@@ -47,6 +50,7 @@ fn directives(source: &str) -> Directives {
             "abort" => d.abort = true,
             "stderr" => d.stderr.push(arg.to_string()),
             "stderr-address" => d.stderr_address = true,
+            "cflags" => d.cflags.extend(arg.split_whitespace().map(String::from)),
             "env" => {
                 let (k, v) = arg.split_once('=').expect("env NAME=VALUE");
                 d.env.push((k.into(), v.into()));
@@ -70,6 +74,7 @@ pub fn run_c_test(name: &str, against_cpython: bool) {
         .arg(root().join("include"))
         .arg("-I")
         .arg(root().join("c_tests"))
+        .args(&d.cflags)
         .arg(&src)
         .arg("-o")
         .arg(&exe);

@@ -51,6 +51,8 @@ static EMPTY_POOL: Sentinel = Sentinel(PoolHeader {
     maxnextoffset: 0,
     size: 0,
     live: [0; pool::LIVE_WORDS],
+    objs: [0; pool::LIVE_WORDS],
+    gcs: [0; pool::LIVE_WORDS],
 });
 
 #[inline(always)]
@@ -528,6 +530,81 @@ impl SmallHeap {
         }
     }
 
+    /// Records that the block at `block` holds an object (`gc`: after a GC
+    /// header). Returns false, changing nothing, if the block is not pooled.
+    #[expect(
+        clippy::not_unsafe_ptr_arg_deref,
+        reason = "only the header of a pool the address map proves ours is written"
+    )]
+    pub fn set_object(&mut self, block: *mut u8, gc: bool) -> bool {
+        if !self.owns(block) {
+            return false;
+        }
+        let pool = pool_of(block);
+        // SAFETY: the block is pooled; its pool header is ours. Marking a
+        // block that is not live is harmless (objs ⊆ live is what readers
+        // test) but is checked here in debug builds.
+        unsafe {
+            debug_assert!(pool::is_live(pool, block));
+            pool::mark_object(pool, block, gc);
+        }
+        true
+    }
+
+    /// Forgets that `block` holds an object. Returns false if not pooled.
+    #[expect(
+        clippy::not_unsafe_ptr_arg_deref,
+        reason = "only the header of a pool the address map proves ours is written"
+    )]
+    pub fn clear_object(&mut self, block: *mut u8) -> bool {
+        if !self.owns(block) {
+            return false;
+        }
+        // SAFETY: as in set_object.
+        unsafe { pool::unmark_object(pool_of(block), block) };
+        true
+    }
+
+    /// For a pooled `block`: `Some(None)` if it is not an allocated block
+    /// holding an object, `Some(Some(is_gc))` if it is; `None` if not pooled.
+    #[expect(
+        clippy::not_unsafe_ptr_arg_deref,
+        reason = "only the header of a pool the address map proves ours is read"
+    )]
+    pub fn object_kind(&self, block: *mut u8) -> Option<Option<bool>> {
+        if !self.owns(block) {
+            return None;
+        }
+        // SAFETY: as in set_object.
+        Some(unsafe { pool::object_kind(pool_of(block), block) })
+    }
+
+    /// True iff `p` is the start of an allocated pooled block.
+    #[expect(
+        clippy::not_unsafe_ptr_arg_deref,
+        reason = "only the header of a pool the address map proves ours is read"
+    )]
+    pub fn is_live_block(&self, p: *mut u8) -> bool {
+        // SAFETY: as in set_object.
+        self.owns(p) && unsafe { pool::is_live(pool_of(p), p) }
+    }
+
+    /// Calls `f(block, is_gc)` for every pooled block that holds an object.
+    pub fn for_each_object(&self, mut f: impl FnMut(*mut u8, bool)) {
+        self.for_each_pool(|h| {
+            let base = h as *const PoolHeader as usize;
+            for w in 0..pool::LIVE_WORDS {
+                let mut bits = h.live[w] & h.objs[w];
+                while bits != 0 {
+                    let b = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    let block = (base + ((w * 64 + b) << ALIGNMENT_SHIFT)) as *mut u8;
+                    f(block, h.gcs[w] >> b & 1 == 1);
+                }
+            }
+        });
+    }
+
     /// Pooled blocks allocated now (walks the arenas, like CPython).
     pub fn allocated_blocks(&self) -> usize {
         let mut n = 0;
@@ -640,6 +717,9 @@ fn check_pool(h: &PoolHeader, arena: u32) -> Result<(), String> {
     let live_bits: u32 = h.live.iter().map(|w| w.count_ones()).sum();
     if live_bits != h.count {
         return Err(format!("(1) count {} but {live_bits} live bits", h.count));
+    }
+    if h.objs.iter().zip(h.live.iter()).any(|(o, l)| o & !l != 0) {
+        return Err("(5) object bit on a block that is not allocated".into());
     }
     for k in carved..capacity.max(carved) {
         let p = (base + POOL_OVERHEAD + k * size) as *mut u8;

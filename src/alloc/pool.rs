@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! pool base                                                 base + POOL_SIZE
-//! | PoolHeader (176 B) | block 0 | block 1 | ... | virgin ... |
+//! | PoolHeader (432 B) | block 0 | block 1 | ... | virgin ... |
 //!                                                 ^ nextoffset
 //! ```
 //!
@@ -17,6 +17,8 @@
 //! 4. `freeblock` is null iff the pool is full, and the pool is on its size
 //!    class's used list iff it is neither full nor free (allocation refills
 //!    `freeblock` from the virgin blocks eagerly, as CPython does).
+//! 5. `objs` ⊆ `live`: a block is marked as holding an object only while it
+//!    is allocated (free clears both bits in one step).
 //!
 //! The live bitmap is what lets `free` reject a double free, or a pointer
 //! into the middle of a block, in a few instructions and in every mode.
@@ -51,6 +53,12 @@ pub struct PoolHeader {
     pub size: u32,
     /// Bit `g` set iff an allocated block starts at granule `g`.
     pub live: [u64; LIVE_WORDS],
+    /// Bit `g` set iff the allocated block at granule `g` holds an object
+    /// (cleared by every free, with `live`).
+    pub objs: [u64; LIVE_WORDS],
+    /// Meaningful only where `objs` is set: the object is a GC object, whose
+    /// `PyObject` starts after a 16-byte GC header.
+    pub gcs: [u64; LIVE_WORDS],
 }
 
 /// Bytes before the first block: the header rounded up to the alignment.
@@ -92,19 +100,70 @@ pub unsafe fn mark_live(pool: *mut PoolHeader, p: *mut u8) {
     unsafe { *word |= bit };
 }
 
-/// Clears the live bit of the block at `p`; returns false if it was not set
-/// (a double free, or `p` is not the start of an allocated block).
+/// Clears the live and object bits of the block at `p`; returns false if it
+/// was not live (a double free, or `p` is not the start of an allocated
+/// block), in which case nothing is changed.
 ///
 /// # Safety
 /// `pool` must be the header of the pool containing `p`, readable memory.
 #[inline(always)]
 pub unsafe fn take_live(pool: *mut PoolHeader, p: *mut u8) -> bool {
     let (word, bit) = live_slot(pool, p);
-    // SAFETY: word points into the pool header (caller's contract).
+    // SAFETY: word points into the pool header's live array (caller's
+    // contract); the objs array has the same length right after it.
     unsafe {
         let w = *word;
+        if w & bit == 0 {
+            return false;
+        }
         *word = w & !bit;
-        w & bit != 0
+        *word.add(LIVE_WORDS) &= !bit;
+        true
+    }
+}
+
+/// Marks the live block at `p` as holding an object (`gc`: after a GC header).
+///
+/// # Safety
+/// `pool` must be the live header of the pool containing the live block `p`.
+#[inline(always)]
+pub unsafe fn mark_object(pool: *mut PoolHeader, p: *mut u8, gc: bool) {
+    let (word, bit) = live_slot(pool, p);
+    // SAFETY: word indexes live; objs and gcs follow at LIVE_WORDS strides.
+    unsafe {
+        *word.add(LIVE_WORDS) |= bit;
+        if gc {
+            *word.add(2 * LIVE_WORDS) |= bit;
+        } else {
+            *word.add(2 * LIVE_WORDS) &= !bit;
+        }
+    }
+}
+
+/// Forgets that the block at `p` holds an object.
+///
+/// # Safety
+/// As for [`mark_object`].
+#[inline(always)]
+pub unsafe fn unmark_object(pool: *mut PoolHeader, p: *mut u8) {
+    let (word, bit) = live_slot(pool, p);
+    // SAFETY: as in mark_object.
+    unsafe { *word.add(LIVE_WORDS) &= !bit };
+}
+
+/// `None` if the block at `p` holds no object, else `Some(is_gc)`.
+///
+/// # Safety
+/// As for [`mark_object`].
+#[inline(always)]
+pub unsafe fn object_kind(pool: *mut PoolHeader, p: *mut u8) -> Option<bool> {
+    let (word, bit) = live_slot(pool, p);
+    // SAFETY: as in mark_object.
+    unsafe {
+        if *word & *word.add(LIVE_WORDS) & bit == 0 {
+            return None;
+        }
+        Some(*word.add(2 * LIVE_WORDS) & bit != 0)
     }
 }
 
@@ -143,6 +202,8 @@ pub unsafe fn init_pool(pool: *mut PoolHeader, arena: u32, c: usize) -> *mut u8 
             maxnextoffset: (POOL_SIZE - size) as u32,
             size: size as u32,
             live: [0; LIVE_WORDS],
+            objs: [0; LIVE_WORDS],
+            gcs: [0; LIVE_WORDS],
         });
         second.cast::<*mut u8>().write(ptr::null_mut());
         mark_live(pool, first);
@@ -180,9 +241,9 @@ mod tests {
     #[test]
     fn header_leaves_blocks_aligned_and_bitmap_covers_pool() {
         assert_eq!(POOL_OVERHEAD % 16, 0);
-        assert_eq!(POOL_OVERHEAD, 176);
+        assert_eq!(POOL_OVERHEAD, 432);
         assert_eq!(LIVE_WORDS * 64 * 16, POOL_SIZE);
-        assert_eq!(blocks_per_pool(0), 1013);
+        assert_eq!(blocks_per_pool(0), 997);
         assert_eq!(blocks_per_pool(31), 31);
         for c in 0..NB_SMALL_SIZE_CLASSES {
             assert!(blocks_per_pool(c) >= 2);

@@ -7,6 +7,7 @@
 //! `extern "C"` function aborts in any case).
 
 pub mod mem;
+pub mod object;
 pub mod stats;
 
 /// Runs `f`, turning a panic into a fatal report that names `api`.

@@ -1,0 +1,361 @@
+//! Destroying objects: `_Py_Dealloc` with an automatic trashcan, the
+//! reference-count misuse reports, finalizers called from deallocators, and
+//! the default deallocator of heap types (SPEC.md §4.3–4.6).
+//!
+//! The trashcan: `_Py_Dealloc` counts how deeply deallocations nest. Past
+//! [`TRASHCAN_LIMIT`] it does not call `tp_dealloc`; it pushes the object on
+//! a deferred list and returns, and the outermost `_Py_Dealloc` drains the
+//! list. A dead object's `ob_refcnt` is free, so the list is threaded
+//! through it, stored complemented (`!next`): a deferred object reads as a
+//! negative count, which every liveness check treats as dead. Deallocating a
+//! million-long chain therefore uses a bounded stack, for every type, with
+//! no macros in the type's code.
+
+use core::fmt::Write;
+
+use super::layout::*;
+use super::types::{is_heap_type, type_name};
+use crate::domains::runtime;
+use crate::fatal::{self, Misuse};
+use crate::gc;
+
+/// Nested deallocations allowed before further ones are deferred.
+pub const TRASHCAN_LIMIT: usize = 50;
+
+/// `Py_INCREF` for Rust callers (immortal objects are left alone).
+///
+/// # Safety
+/// `op` is a live object.
+#[inline]
+pub unsafe fn incref(op: *mut PyObject) {
+    // SAFETY: caller's contract.
+    unsafe {
+        let n = (*op).ob_refcnt.wrapping_add(1);
+        if n as u32 != 0 {
+            (*op).ob_refcnt = n;
+        }
+    }
+}
+
+/// `Py_DECREF` for Rust callers.
+///
+/// # Safety
+/// `op` is a live object owning the reference given up.
+#[inline]
+pub unsafe fn decref(op: *mut PyObject) {
+    // SAFETY: caller's contract.
+    unsafe {
+        let rc = (*op).ob_refcnt;
+        if is_immortal_count(rc) {
+            return;
+        }
+        (*op).ob_refcnt = rc - 1;
+        if rc - 1 == 0 {
+            dealloc(op);
+        } else if rc - 1 < 0 {
+            negative_refcount(op, None);
+        }
+    }
+}
+
+/// `_Py_Dealloc`: calls `tp_dealloc`, or defers it past the nesting limit.
+///
+/// # Safety
+/// `op` is an object whose count just reached zero.
+pub unsafe fn dealloc(op: *mut PyObject) {
+    // SAFETY: runtime lock held; each access to the runtime is short and
+    // none is live while tp_dealloc (user code) runs.
+    unsafe {
+        let depth = runtime().objects.dealloc_depth;
+        if depth >= TRASHCAN_LIMIT {
+            defer(op);
+            return;
+        }
+        runtime().objects.dealloc_depth = depth + 1;
+        call_tp_dealloc(op);
+        let st = &mut runtime().objects;
+        st.dealloc_depth -= 1;
+        if st.dealloc_depth == 0 && !st.deferred.is_null() {
+            drain();
+        }
+    }
+}
+
+/// # Safety
+/// `op` is a dead object (count zero).
+unsafe fn call_tp_dealloc(op: *mut PyObject) {
+    // SAFETY: a dead object still has its type.
+    unsafe {
+        match (*(*op).ob_type).tp_dealloc {
+            Some(f) => f(op),
+            None => fatal::internal(
+                "_Py_Dealloc",
+                &format!("type '{}' has no tp_dealloc", type_name((*op).ob_type)),
+            ),
+        }
+    }
+}
+
+/// # Safety
+/// `op` is a dead object not yet deallocated.
+unsafe fn defer(op: *mut PyObject) {
+    // SAFETY: runtime lock held; a dead GC object is unlinked from its
+    // generation so no collection sees its borrowed count field.
+    unsafe {
+        if super::alloc::is_gc(op) {
+            let g = gc::as_gc(op);
+            if gc::is_tracked(g) {
+                gc::untrack(g);
+            }
+        }
+        let st = &mut runtime().objects;
+        (*op).ob_refcnt = !(st.deferred as isize);
+        st.deferred = op;
+    }
+}
+
+/// Deallocates every deferred object, at nesting depth 1.
+///
+/// # Safety
+/// Called by the outermost `_Py_Dealloc`, with the runtime lock held.
+unsafe fn drain() {
+    // SAFETY: runtime lock held; the list holds dead objects linked by the
+    // complemented `ob_refcnt` (see the module docs).
+    unsafe {
+        runtime().objects.dealloc_depth = 1;
+        loop {
+            let op = runtime().objects.deferred;
+            if op.is_null() {
+                break;
+            }
+            runtime().objects.deferred = !(*op).ob_refcnt as *mut PyObject;
+            (*op).ob_refcnt = 0;
+            call_tp_dealloc(op);
+        }
+        runtime().objects.dealloc_depth = 0;
+    }
+}
+
+/// Where a reference operation was written, when the header passed it.
+pub struct CallSite {
+    /// Source file.
+    pub file: *const core::ffi::c_char,
+    /// Line.
+    pub line: core::ffi::c_int,
+}
+
+fn write_site(
+    out: &mut crate::fatal::StackBuf<2048>,
+    site: Option<&CallSite>,
+) -> core::fmt::Result {
+    if let Some(s) = site {
+        let file = if s.file.is_null() {
+            "?".into()
+        } else {
+            // SAFETY: __FILE__ from the C header: a NUL-terminated string.
+            unsafe { core::ffi::CStr::from_ptr(s.file).to_string_lossy() }
+        };
+        writeln!(out, "  at {}:{}", file, s.line)?;
+    }
+    Ok(())
+}
+
+/// Reports a count below zero and aborts.
+///
+/// # Safety
+/// `op` points to a readable object header.
+#[cold]
+pub unsafe fn negative_refcount(op: *mut PyObject, site: Option<&CallSite>) -> ! {
+    fatal::misuse(Misuse::NegativeRefcount, op as usize, "Py_DECREF", &|out| {
+        // SAFETY: the object's header is still readable (its count was just
+        // decremented through it).
+        let (rc, tp) = unsafe { ((*op).ob_refcnt, (*op).ob_type) };
+        writeln!(out, "  object refcount : {rc}")?;
+        // SAFETY: best effort: the type pointer of an object being released.
+        writeln!(out, "  object type name: {}", unsafe { type_name(tp) })?;
+        write_site(out, site)
+    })
+}
+
+/// What pyheap knows about the memory at `op`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectState {
+    /// A live object allocated by pyheap.
+    Live,
+    /// Memory of pyheap's heap that holds no live object (freed, reused for
+    /// something else, or deferred by the trashcan).
+    Dead,
+    /// Not memory pyheap allocated objects in (static objects, foreign).
+    Unknown,
+}
+
+/// Classifies `op` (a pointer given as an object).
+#[expect(
+    clippy::not_unsafe_ptr_arg_deref,
+    reason = "op is read only once the heap or the registry proves it a live object block"
+)]
+pub fn object_state(op: *mut PyObject) -> ObjectState {
+    // SAFETY: runtime lock held; we only read the bitmaps and the registry.
+    let rt = unsafe { runtime() };
+    let plain = op.cast::<u8>();
+    let after_gc = plain.wrapping_sub(GC_HEADER_SIZE);
+    let heap_says = |block: *mut u8, want_gc: bool| match rt.heap.object_kind(block) {
+        None => None,
+        Some(Some(gc)) if gc == want_gc => Some(true),
+        Some(_) => Some(false),
+    };
+    let found = match (heap_says(plain, false), heap_says(after_gc, true)) {
+        (Some(true), _) | (_, Some(true)) => Some(true),
+        (Some(false), _) | (_, Some(false)) => Some(false),
+        (None, None) => None,
+    };
+    let alive = match found {
+        Some(a) => a,
+        None => match (
+            rt.objects.raw.get(&(plain as usize)),
+            rt.objects.raw.get(&(after_gc as usize)),
+        ) {
+            (Some(false), _) | (_, Some(true)) => true,
+            _ => return ObjectState::Unknown,
+        },
+    };
+    // SAFETY: a live object block of ours is readable.
+    if alive && unsafe { (*op).ob_refcnt } >= 0 {
+        ObjectState::Live
+    } else {
+        ObjectState::Dead
+    }
+}
+
+/// The checked `Py_INCREF`/`Py_DECREF` of `PYHEAP_REF_DEBUG` builds: stops
+/// with a report if `op` is not a live object or its count goes below zero.
+///
+/// # Safety
+/// `op` is a pointer the caller believes to be a live object.
+pub unsafe fn checked_ref(op: *mut PyObject, delta: isize, site: &CallSite) {
+    let api = if delta > 0 { "Py_INCREF" } else { "Py_DECREF" };
+    if op.is_null() {
+        fatal::misuse(Misuse::FreedObject, 0, api, &|out| {
+            writeln!(out, "  the object pointer is NULL")?;
+            write_site(out, Some(site))
+        });
+    }
+    if object_state(op) == ObjectState::Dead {
+        fatal::misuse(Misuse::FreedObject, op as usize, api, &|out| {
+            writeln!(out, "  no live object is at this address (it was freed)")?;
+            // SAFETY: the memory is pyheap's and readable; the type word of a
+            // freed block usually survives, so print it as a hint only.
+            let tp = unsafe { (*op).ob_type };
+            if object_state(tp.cast()) != ObjectState::Dead && !tp.is_null() {
+                // SAFETY: the pointer is not known-dead memory; best effort.
+                writeln!(out, "  last object type name: {}", unsafe { type_name(tp) })?;
+            }
+            write_site(out, Some(site))
+        });
+    }
+    // SAFETY: op is live (or a static object).
+    unsafe {
+        if delta > 0 {
+            incref(op);
+            return;
+        }
+        let rc = (*op).ob_refcnt;
+        if is_immortal_count(rc) {
+            return;
+        }
+        (*op).ob_refcnt = rc - 1;
+        if rc - 1 == 0 {
+            dealloc(op);
+        } else if rc - 1 < 0 {
+            negative_refcount(op, Some(site));
+        }
+    }
+}
+
+/// `PyObject_CallFinalizer`: runs `tp_finalize` once (GC objects remember).
+///
+/// # Safety
+/// `op` is a live object.
+pub unsafe fn call_finalizer(op: *mut PyObject) {
+    // SAFETY: caller's contract.
+    unsafe {
+        let Some(fin) = (*(*op).ob_type).tp_finalize else {
+            return;
+        };
+        let gc_obj = super::alloc::is_gc(op);
+        let g = gc::as_gc(op);
+        if gc_obj && (*g)._gc_prev & gc::PREV_MASK_FINALIZED != 0 {
+            return;
+        }
+        fin(op);
+        if gc_obj {
+            (*g)._gc_prev |= gc::PREV_MASK_FINALIZED;
+        }
+    }
+}
+
+/// `PyObject_CallFinalizerFromDealloc`: 0, or -1 if the finalizer
+/// resurrected the object (which then keeps the new references).
+///
+/// # Safety
+/// `op` is an object whose count is zero.
+pub unsafe fn call_finalizer_from_dealloc(op: *mut PyObject) -> core::ffi::c_int {
+    // SAFETY: caller's contract.
+    unsafe {
+        if (*op).ob_refcnt != 0 {
+            fatal::internal(
+                "PyObject_CallFinalizerFromDealloc",
+                "called on an object with a non-zero reference count",
+            );
+        }
+        (*op).ob_refcnt = 1;
+        call_finalizer(op);
+        (*op).ob_refcnt -= 1;
+        if (*op).ob_refcnt == 0 { 0 } else { -1 }
+    }
+}
+
+/// The default `tp_dealloc` of heap types (CPython's `subtype_dealloc`):
+/// finalizer, untrack, legacy `tp_del`, then the nearest base's deallocator;
+/// drops the instance's reference to its type when that base is static.
+///
+/// # Safety
+/// `op` is an instance of a heap type whose count reached zero.
+pub unsafe extern "C" fn subtype_dealloc(op: *mut PyObject) {
+    // SAFETY: caller's contract; every step only uses op while it is alive.
+    unsafe {
+        let tp = (*op).ob_type;
+        if (*tp).tp_finalize.is_some() && call_finalizer_from_dealloc(op) < 0 {
+            return;
+        }
+        let gc_obj = super::alloc::is_gc(op);
+        if gc_obj {
+            super::alloc::gc_untrack(op);
+        }
+        if let Some(del) = (*tp).tp_del {
+            (*op).ob_refcnt = 1;
+            del(op);
+            (*op).ob_refcnt -= 1;
+            if (*op).ob_refcnt != 0 {
+                return; // resurrected
+            }
+        }
+        let mut base = tp;
+        let me = subtype_dealloc as unsafe extern "C" fn(_) as usize;
+        while !base.is_null() && (*base).tp_dealloc.map(|f| f as usize) == Some(me) {
+            base = (*base).tp_base;
+        }
+        let drop_type = is_heap_type(tp) && (base.is_null() || !is_heap_type(base));
+        match base.as_ref().and_then(|b| b.tp_dealloc) {
+            Some(f) => f(op),
+            None => {
+                if let Some(free) = (*tp).tp_free {
+                    free(op.cast());
+                }
+            }
+        }
+        if drop_type {
+            decref(tp.cast());
+        }
+    }
+}
