@@ -84,7 +84,7 @@ impl Misuse {
     }
 }
 
-/// Prints `pyheap: fatal error: <kind> of address <p> in <api>`, then the
+/// Prints `pyheap: fatal error in <api>: <kind> at address <p>`, then the
 /// details `detail` writes, then aborts.
 #[cold]
 #[inline(never)]
@@ -97,10 +97,8 @@ pub fn misuse(
     let mut out = StackBuf::<2048>::new();
     let _ = writeln!(
         out,
-        "pyheap: fatal error: {} of address {:#x} in {}",
-        kind.title(),
-        addr,
-        api
+        "pyheap: fatal error in {api}: {} at address {addr:#x}",
+        kind.title()
     );
     let _ = detail(&mut out);
     let _ = writeln!(out, "pyheap: aborting");
