@@ -40,24 +40,40 @@ typedef struct PyVarObject {
 #define PYHEAP_STATS_JSON 1
 
 /**
- * `tp_finalize` has run (kept across untracking).
+ * `gc.DEBUG_STATS`: print statistics during collection.
  */
-#define PREV_MASK_FINALIZED 1
+#define PyHeap_GC_DEBUG_STATS 1
 
 /**
- * The object is in the set being collected.
+ * `gc.DEBUG_COLLECTABLE`: print collectable objects found.
  */
-#define PREV_MASK_COLLECTING 2
+#define PyHeap_GC_DEBUG_COLLECTABLE 2
 
 /**
- * Flag bits of `_gc_prev`.
+ * `gc.DEBUG_UNCOLLECTABLE`: print uncollectable objects found.
  */
-#define PREV_FLAGS (PREV_MASK_FINALIZED | PREV_MASK_COLLECTING)
+#define PyHeap_GC_DEBUG_UNCOLLECTABLE 4
 
 /**
- * Generations: young, middle, old (the permanent one follows them).
+ * `gc.DEBUG_SAVEALL`: append every unreachable object to the garbage list
+ * instead of freeing it.
  */
-#define NUM_GENERATIONS 3
+#define PyHeap_GC_DEBUG_SAVEALL 32
+
+/**
+ * `gc.DEBUG_LEAK`: COLLECTABLE | UNCOLLECTABLE | SAVEALL.
+ */
+#define PyHeap_GC_DEBUG_LEAK 38
+
+/**
+ * Callback phase: a collection starts.
+ */
+#define PyHeap_GC_PHASE_START 0
+
+/**
+ * Callback phase: a collection ended.
+ */
+#define PyHeap_GC_PHASE_STOP 1
 
 /**
  * Nested deallocations allowed before further ones are deferred.
@@ -678,6 +694,52 @@ typedef struct PyNumberMethods PyNumberMethods;
 typedef struct PySequenceMethods PySequenceMethods;
 
 /**
+ * Receives each live object of `PyHeap_VisitObjects`; return 0 to go on.
+ */
+typedef int (*PyHeap_ObjectFn)(PyObject *op, void *ctx);
+
+/**
+ * Per-generation statistics (`gc.get_stats()`).
+ */
+typedef struct PyHeap_GCStats {
+  /**
+   * Collections of this generation.
+   */
+  ptrdiff_t collections;
+  /**
+   * Objects collected.
+   */
+  ptrdiff_t collected;
+  /**
+   * Objects found uncollectable.
+   */
+  ptrdiff_t uncollectable;
+} PyHeap_GCStats;
+
+/**
+ * What a collection callback is told (`gc.callbacks`' info dict).
+ */
+typedef struct PyHeap_GCInfo {
+  /**
+   * The generation collected.
+   */
+  int32_t generation;
+  /**
+   * Objects collected (0 at "start").
+   */
+  ptrdiff_t collected;
+  /**
+   * Objects found uncollectable (0 at "start").
+   */
+  ptrdiff_t uncollectable;
+} PyHeap_GCInfo;
+
+/**
+ * Called at the start (phase 0) and stop (phase 1) of each collection.
+ */
+typedef void (*PyHeap_GCCallback)(int32_t phase, const struct PyHeap_GCInfo *info, void *ctx);
+
+/**
  * An allocator table, field for field CPython's (order matters for
  * aggregate initialisation: ctx, malloc, calloc, realloc, free).
  */
@@ -1160,11 +1222,6 @@ typedef struct PyType_Spec {
 typedef int (*PyHeap_LiveTypeFn)(struct PyTypeObject *tp, size_t count, size_t bytes, void *ctx);
 
 /**
- * Receives each live object of `PyHeap_VisitObjects`; return 0 to go on.
- */
-typedef int (*PyHeap_ObjectFn)(PyObject *op, void *ctx);
-
-/**
  * A snapshot of the pool heap's statistics, in C layout for
  * `PyHeap_GetHeapStats`.
  */
@@ -1248,6 +1305,170 @@ extern struct PyTypeObject _PyNone_Type;
  * `None`: an immortal singleton (use the `Py_None` macro).
  */
 extern PyObject _Py_NoneStruct;
+
+/**
+ * Full collection (CPython's `PyGC_Collect`): returns the number of
+ * unreachable objects found; 0 if collection is disabled or running.
+ */
+Py_ssize_t PyGC_Collect(void);
+
+/**
+ * Turns automatic collection on; returns the previous state (1 or 0).
+ */
+int PyGC_Enable(void);
+
+/**
+ * Turns automatic collection off; returns the previous state.
+ */
+int PyGC_Disable(void);
+
+/**
+ * 1 if automatic collection is on.
+ */
+int PyGC_IsEnabled(void);
+
+/**
+ * Visits every tracked object, generations first, then the permanent one
+ * (3.12's `PyUnstable_GC_VisitObjects`): `cb` returns 1 to go on, 0 to
+ * stop; each object is held by a new reference during its call, and
+ * automatic collection is off meanwhile.
+ *
+ * # Safety
+ * `cb` must be callable with `arg`.
+ */
+void PyUnstable_GC_VisitObjects(int (*cb)(PyObject*, void*), void *arg);
+
+/**
+ * `gc.collect(generation)`: collects generation 0, 1 or 2 even when
+ * automatic collection is off. Returns the number of unreachable objects
+ * found (collected plus uncollectable), 0 if a collection is already
+ * running, or -1 (`ValueError`) for another generation.
+ */
+Py_ssize_t PyHeap_GC_Collect(int generation);
+
+/**
+ * `gc.get_count()`: writes each generation's count (NULL pointers are
+ * skipped). Count 0 is GC allocations minus deallocations since the last
+ * collection; count g is collections of g-1 since the last of g.
+ *
+ * # Safety
+ * Each pointer is NULL or writable.
+ */
+void PyHeap_GC_GetCount(Py_ssize_t *count0, Py_ssize_t *count1, Py_ssize_t *count2);
+
+/**
+ * `gc.get_threshold()`: writes the three thresholds (NULL skipped).
+ *
+ * # Safety
+ * Each pointer is NULL or writable.
+ */
+void PyHeap_GC_GetThreshold(Py_ssize_t *t0, Py_ssize_t *t1, Py_ssize_t *t2);
+
+/**
+ * `gc.set_threshold(t0, t1, t2)`: a negative value leaves that threshold
+ * unchanged (Python's optional arguments). `t0 == 0` turns automatic
+ * collection off. Returns 0.
+ */
+int PyHeap_GC_SetThreshold(Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t t2);
+
+/**
+ * `gc.get_objects(generation)`: passes every object tracked in
+ * `generation` (0–2, or -1 for all three; not the permanent generation).
+ *
+ * # Safety
+ * `cb` must be callable with `ctx` and must not free objects it is not
+ * handed.
+ */
+Py_ssize_t PyHeap_GC_GetObjects(int generation, PyHeap_ObjectFn cb, void *ctx);
+
+/**
+ * `gc.get_referrers(*objs)`: passes every object in generations 0–2 whose
+ * `tp_traverse` visits one of the `n` objects at `objs`.
+ *
+ * # Safety
+ * `objs` points to `n` live objects; `cb` as for `PyHeap_GC_GetObjects`.
+ */
+Py_ssize_t PyHeap_GC_GetReferrers(PyObject *const *objs,
+                                  Py_ssize_t n,
+                                  PyHeap_ObjectFn cb,
+                                  void *ctx);
+
+/**
+ * `gc.get_referents(*objs)`: passes what the GC objects among the `n`
+ * objects at `objs` visit with `tp_traverse` (non-GC objects add nothing).
+ *
+ * # Safety
+ * As for [`PyHeap_GC_GetReferrers`].
+ */
+Py_ssize_t PyHeap_GC_GetReferents(PyObject *const *objs,
+                                  Py_ssize_t n,
+                                  PyHeap_ObjectFn cb,
+                                  void *ctx);
+
+/**
+ * `gc.freeze()`: moves every tracked object to the permanent generation,
+ * which no collection examines, and zeroes the counts.
+ */
+void PyHeap_GC_Freeze(void);
+
+/**
+ * `gc.unfreeze()`: moves the permanent generation into generation 2.
+ */
+void PyHeap_GC_Unfreeze(void);
+
+/**
+ * `gc.get_freeze_count()`: objects in the permanent generation.
+ */
+Py_ssize_t PyHeap_GC_GetFreezeCount(void);
+
+/**
+ * `gc.get_stats()`: writes three entries (generations 0, 1, 2) to
+ * `stats`. Returns 0, or -1 if `stats` is NULL.
+ *
+ * # Safety
+ * `stats` is NULL or writable for three `PyHeap_GCStats`.
+ */
+int PyHeap_GC_GetStats(struct PyHeap_GCStats *stats);
+
+/**
+ * Adds a callback run at the start (`PyHeap_GC_PHASE_START`) and end
+ * (`PyHeap_GC_PHASE_STOP`) of every collection, with the generation and,
+ * at the end, the numbers collected and uncollectable (`gc.callbacks`).
+ * Returns 0, or -1 for a NULL callback.
+ */
+int PyHeap_GC_AddCallback(PyHeap_GCCallback cb, void *ctx);
+
+/**
+ * Removes the first callback registered with the same function and
+ * context. Returns 0, or -1 if there is none.
+ */
+int PyHeap_GC_RemoveCallback(PyHeap_GCCallback cb, void *ctx);
+
+/**
+ * `gc.set_debug(flags)` with the `PyHeap_GC_DEBUG_*` flags.
+ */
+void PyHeap_GC_SetDebug(int flags);
+
+/**
+ * `gc.get_debug()`.
+ */
+int PyHeap_GC_GetDebug(void);
+
+/**
+ * `gc.garbage`: passes each object of the garbage list (uncollectable
+ * objects with a legacy `tp_del`, or everything unreachable under
+ * `DEBUG_SAVEALL`). Returns how many were passed; NULL `cb` just counts.
+ *
+ * # Safety
+ * `cb` must be callable with `ctx`.
+ */
+Py_ssize_t PyHeap_GC_GetGarbage(PyHeap_ObjectFn cb, void *ctx);
+
+/**
+ * Empties the garbage list, releasing its references (`del gc.garbage[:]`).
+ * Returns how many objects it held.
+ */
+Py_ssize_t PyHeap_GC_ClearGarbage(void);
 
 /**
  * Allocates `size` bytes from the RAW domain (libc by default). Thread-safe

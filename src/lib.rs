@@ -22,3 +22,4 @@ pub mod ffi;
 pub mod gc;
 pub mod object;
 pub mod stats;
+pub mod weakref;

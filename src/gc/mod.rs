@@ -1,13 +1,25 @@
-//! The GC header and the generation lists (the collection itself comes with
-//! the collector issue; see `docs/design/gc-header.md`).
+//! The cyclic garbage collector: the GC header, the generation lists, the
+//! collector's state and its entry points (SPEC.md §5;
+//! `docs/design/gc-header.md`). The passes of a collection are in
+//! `collect.rs`.
 //!
 //! Every GC object is one OBJ-domain block: a 16-byte [`PyGC_Head`] followed
-//! by the object, so the object stays 16-byte aligned. `_gc_next == 0` means
-//! untracked; a tracked object is on one generation's circular doubly linked
-//! list, whose sentinel head lives in [`GcState`]. The low two bits of
-//! `_gc_prev` are flags (bit 0: finalized, kept across untracking).
+//! by the object, so the object stays 16-byte aligned.
+//!
+//! | field      | outside a collection              | inside one (objects being collected) |
+//! |------------|-----------------------------------|--------------------------------------|
+//! | `_gc_next` | next on the list; 0 = untracked   | next; bit 0 = tentatively unreachable |
+//! | `_gc_prev` | previous on the list, bit 0 = finalized | `gc_refs << 2`, bit 1 = collecting, bit 0 = finalized |
+//!
+//! Invariants outside a collection: a tracked object is on exactly one
+//! circular, doubly linked list (generations 0–2 or the permanent one), and
+//! its `_gc_prev` has no collecting bit.
 
-use core::ptr;
+pub mod api;
+pub mod collect;
+pub mod list;
+
+use core::ffi::c_void;
 
 use crate::object::layout::PyObject;
 
@@ -22,14 +34,36 @@ pub struct PyGC_Head {
 }
 
 /// `tp_finalize` has run (kept across untracking).
-pub const PREV_MASK_FINALIZED: usize = 1;
+pub(crate) const PREV_MASK_FINALIZED: usize = 1;
 /// The object is in the set being collected.
-pub const PREV_MASK_COLLECTING: usize = 2;
+pub(crate) const PREV_MASK_COLLECTING: usize = 2;
 /// Flag bits of `_gc_prev`.
-pub const PREV_FLAGS: usize = PREV_MASK_FINALIZED | PREV_MASK_COLLECTING;
+pub(crate) const PREV_FLAGS: usize = PREV_MASK_FINALIZED | PREV_MASK_COLLECTING;
+/// Shift of `gc_refs` inside `_gc_prev` during a collection.
+pub(crate) const PREV_SHIFT: u32 = 2;
+/// Bit of `_gc_next` marking a tentatively unreachable object.
+pub(crate) const NEXT_MASK_UNREACHABLE: usize = 1;
 
-/// Generations: young, middle, old (the permanent one follows them).
-pub const NUM_GENERATIONS: usize = 3;
+/// Generations: young, middle, old (the permanent one is index 3).
+pub(crate) const NUM_GENERATIONS: usize = 3;
+/// Index of the permanent generation (`gc.freeze`).
+pub(crate) const PERMANENT: usize = 3;
+
+/// `gc.DEBUG_STATS`: print statistics during collection.
+pub const PyHeap_GC_DEBUG_STATS: i32 = 1;
+/// `gc.DEBUG_COLLECTABLE`: print collectable objects found.
+pub const PyHeap_GC_DEBUG_COLLECTABLE: i32 = 2;
+/// `gc.DEBUG_UNCOLLECTABLE`: print uncollectable objects found.
+pub const PyHeap_GC_DEBUG_UNCOLLECTABLE: i32 = 4;
+/// `gc.DEBUG_SAVEALL`: append every unreachable object to the garbage list
+/// instead of freeing it.
+pub const PyHeap_GC_DEBUG_SAVEALL: i32 = 32;
+/// `gc.DEBUG_LEAK`: COLLECTABLE | UNCOLLECTABLE | SAVEALL.
+pub const PyHeap_GC_DEBUG_LEAK: i32 = 38;
+/// Callback phase: a collection starts.
+pub const PyHeap_GC_PHASE_START: i32 = 0;
+/// Callback phase: a collection ended.
+pub const PyHeap_GC_PHASE_STOP: i32 = 1;
 
 /// The GC header of `op`.
 #[inline(always)]
@@ -43,40 +77,109 @@ pub fn from_gc(g: *mut PyGC_Head) -> *mut PyObject {
     g.wrapping_add(1).cast()
 }
 
-/// List heads (sentinels) for each generation plus the permanent one.
+/// Per-generation statistics (`gc.get_stats()`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PyHeap_GCStats {
+    /// Collections of this generation.
+    pub collections: isize,
+    /// Objects collected.
+    pub collected: isize,
+    /// Objects found uncollectable.
+    pub uncollectable: isize,
+}
+
+/// What a collection callback is told (`gc.callbacks`' info dict).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PyHeap_GCInfo {
+    /// The generation collected.
+    pub generation: i32,
+    /// Objects collected (0 at "start").
+    pub collected: isize,
+    /// Objects found uncollectable (0 at "start").
+    pub uncollectable: isize,
+}
+
+/// Called at the start (phase 0) and stop (phase 1) of each collection.
+pub type PyHeap_GCCallback =
+    Option<unsafe extern "C" fn(phase: i32, info: *const PyHeap_GCInfo, ctx: *mut c_void)>;
+
+/// A registered callback.
+#[derive(Clone, Copy)]
+pub struct Callback {
+    /// The function.
+    pub f: unsafe extern "C" fn(i32, *const PyHeap_GCInfo, *mut c_void),
+    /// Its context.
+    pub ctx: *mut c_void,
+}
+
+/// The collector's state (CPython's `struct _gc_runtime_state`).
 pub struct GcState {
     /// Heads: generations 0, 1, 2 and the permanent generation.
     pub heads: [PyGC_Head; NUM_GENERATIONS + 1],
     ready: bool,
+    /// Thresholds (700, 10, 10).
+    pub threshold: [isize; NUM_GENERATIONS],
+    /// count[0]: GC allocations minus deallocations since the last
+    /// collection; count[g]: collections of g-1 since the last of g.
+    pub count: [isize; NUM_GENERATIONS],
+    /// Automatic collection on.
+    pub enabled: bool,
+    /// A collection is running.
+    pub collecting: bool,
+    /// `DEBUG_*` flags.
+    pub debug: i32,
+    /// Per-generation statistics.
+    pub stats: [PyHeap_GCStats; NUM_GENERATIONS],
+    /// Survivors of the last full collection.
+    pub long_lived_total: isize,
+    /// Survivors of generation-1 collections since the last full one.
+    pub long_lived_pending: isize,
+    /// `gc.garbage`: strong references.
+    pub garbage: Vec<*mut PyObject>,
+    /// `gc.callbacks`.
+    pub callbacks: Vec<Callback>,
 }
 
 impl GcState {
-    /// Empty lists (made circular on first use, when their address is fixed).
+    /// CPython 3.11's defaults; lists made circular on first use, when their
+    /// address is fixed.
     pub const fn new() -> Self {
         const EMPTY: PyGC_Head = PyGC_Head {
             _gc_next: 0,
             _gc_prev: 0,
         };
+        const ZERO: PyHeap_GCStats = PyHeap_GCStats {
+            collections: 0,
+            collected: 0,
+            uncollectable: 0,
+        };
         GcState {
             heads: [EMPTY; NUM_GENERATIONS + 1],
             ready: false,
-        }
-    }
-
-    fn ensure_ready(&mut self) {
-        if !self.ready {
-            for h in self.heads.iter_mut() {
-                let a = h as *mut PyGC_Head as usize;
-                h._gc_next = a;
-                h._gc_prev = a;
-            }
-            self.ready = true;
+            threshold: [700, 10, 10],
+            count: [0; NUM_GENERATIONS],
+            enabled: true,
+            collecting: false,
+            debug: 0,
+            stats: [ZERO; NUM_GENERATIONS],
+            long_lived_total: 0,
+            long_lived_pending: 0,
+            garbage: Vec::new(),
+            callbacks: Vec::new(),
         }
     }
 
     /// Head of generation `generation` (3: the permanent generation).
     pub fn head(&mut self, generation: usize) -> *mut PyGC_Head {
-        self.ensure_ready();
+        if !self.ready {
+            for h in self.heads.iter_mut() {
+                // SAFETY: h is a live header; an empty list points at itself.
+                unsafe { list::init(h) };
+            }
+            self.ready = true;
+        }
         &mut self.heads[generation]
     }
 
@@ -86,30 +189,19 @@ impl GcState {
     /// `g` is the live GC header of an untracked object.
     pub unsafe fn track(&mut self, g: *mut PyGC_Head) {
         let head = self.head(0);
-        // SAFETY: head and its tail are live headers of the circular list;
-        // g is live (caller).
+        // SAFETY: caller's contract; head is a live list.
         unsafe {
-            let tail = ((*head)._gc_prev & !PREV_FLAGS) as *mut PyGC_Head;
-            (*tail)._gc_next = g as usize;
-            (*g)._gc_prev = (tail as usize) | ((*g)._gc_prev & PREV_MASK_FINALIZED);
-            (*g)._gc_next = head as usize;
-            (*head)._gc_prev = g as usize;
+            let finalized = (*g)._gc_prev & PREV_MASK_FINALIZED;
+            list::append(g, head);
+            (*g)._gc_prev |= finalized;
         }
     }
 
     /// Number of objects in generation `generation`.
     pub fn len(&mut self, generation: usize) -> usize {
         let head = self.head(generation);
-        let mut n = 0;
-        // SAFETY: walking a circular list of live headers back to its head.
-        unsafe {
-            let mut p = (*head)._gc_next as *mut PyGC_Head;
-            while p != head {
-                n += 1;
-                p = (*p)._gc_next as *mut PyGC_Head;
-            }
-        }
-        n
+        // SAFETY: a generation head is a live, well-formed list.
+        unsafe { list::len(head) }
     }
 }
 
@@ -122,14 +214,11 @@ impl Default for GcState {
 /// Unlinks the tracked `g` from its list; keeps only the finalized flag.
 ///
 /// # Safety
-/// `g` is the live GC header of a tracked object (outside a collection).
+/// `g` is the live GC header of a tracked object, on a doubly linked list.
 pub unsafe fn untrack(g: *mut PyGC_Head) {
-    // SAFETY: a tracked header's neighbours are live headers of its list.
+    // SAFETY: caller's contract.
     unsafe {
-        let prev = ((*g)._gc_prev & !PREV_FLAGS) as *mut PyGC_Head;
-        let next = (*g)._gc_next as *mut PyGC_Head;
-        (*prev)._gc_next = next as usize;
-        (*next)._gc_prev = (prev as usize) | ((*next)._gc_prev & PREV_FLAGS);
+        list::remove(g);
         (*g)._gc_next = 0;
         (*g)._gc_prev &= PREV_MASK_FINALIZED;
     }
@@ -152,12 +241,9 @@ pub unsafe fn is_tracked(g: *mut PyGC_Head) -> bool {
 pub unsafe fn init_header(g: *mut PyGC_Head) {
     // SAFETY: caller's contract.
     unsafe {
-        ptr::write(
-            g,
-            PyGC_Head {
-                _gc_next: 0,
-                _gc_prev: 0,
-            },
-        )
+        g.write(PyGC_Head {
+            _gc_next: 0,
+            _gc_prev: 0,
+        })
     }
 }

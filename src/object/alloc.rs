@@ -124,11 +124,27 @@ pub unsafe fn new_var_object(tp: *mut PyTypeObject, n: Py_ssize_t) -> *mut PyVar
     op
 }
 
+/// Counts a GC allocation (`count[0]`) and runs an automatic collection
+/// when it passes threshold 0 (CPython 3.11: synchronously, here).
+fn gc_link() {
+    // SAFETY: runtime lock held; short borrow, released before collecting.
+    let due = unsafe {
+        let st = &mut runtime().gc;
+        st.count[0] += 1;
+        st.count[0] > st.threshold[0] && st.enabled && st.threshold[0] != 0 && !st.collecting
+    };
+    if due {
+        // SAFETY: runtime lock held; the new object is not allocated yet.
+        unsafe { gc::collect::collect_generations() };
+    }
+}
+
 /// Allocates a GC object: header + `size` bytes, header zeroed (untracked).
 fn gc_alloc(size: usize, zeroed: bool) -> *mut PyObject {
     let Some(total) = size.checked_add(GC_HEADER_SIZE) else {
         return error::null(Error::NoMemory);
     };
+    gc_link();
     let block = alloc_block(total, true, zeroed);
     if block.is_null() {
         return ptr::null_mut();
@@ -218,6 +234,10 @@ pub unsafe fn gc_del(op: *mut PyObject) {
     unsafe {
         if gc::is_tracked(g) {
             gc::untrack(g);
+        }
+        let st = &mut runtime().gc;
+        if st.count[0] > 0 {
+            st.count[0] -= 1;
         }
         PyObject_Free(g.cast());
     }
