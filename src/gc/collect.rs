@@ -195,16 +195,22 @@ unsafe extern "C" fn visit_move(op: *mut PyObject, arg: *mut c_void) -> c_int {
 }
 
 /// Moves objects with a legacy `tp_del`, and everything they reach, from
-/// `unreachable` to `finalizers` (they are uncollectable).
-unsafe fn move_legacy_finalizers(unreachable: *mut PyGC_Head, finalizers: *mut PyGC_Head) {
+/// `unreachable` to `finalizers` (they are uncollectable). Returns whether
+/// any object left in `unreachable` may have a finalizer to run (so the
+/// finalizer and resurrection passes can be skipped when none has).
+unsafe fn move_legacy_finalizers(unreachable: *mut PyGC_Head, finalizers: *mut PyGC_Head) -> bool {
+    let mut to_finalize = false;
     // SAFETY: caller's contract.
     unsafe {
         let mut g = list::next(unreachable);
         while g != unreachable {
             let n = list::next(g);
-            if (*(*from_gc(g)).ob_type).tp_del.is_some() {
+            let tp = (*from_gc(g)).ob_type;
+            if (*tp).tp_del.is_some() {
                 (*g)._gc_prev &= !PREV_MASK_COLLECTING;
                 list::move_to(g, finalizers);
+            } else if (*tp).tp_finalize.is_some() && (*g)._gc_prev & PREV_MASK_FINALIZED == 0 {
+                to_finalize = true;
             }
             g = n;
         }
@@ -215,6 +221,7 @@ unsafe fn move_legacy_finalizers(unreachable: *mut PyGC_Head, finalizers: *mut P
             g = list::next(g);
         }
     }
+    to_finalize
 }
 
 /// Runs `tp_finalize` once for each unreachable object, the graph intact.
@@ -383,27 +390,33 @@ unsafe fn collect_main(generation: usize) -> (isize, isize) {
         };
         let finalizers: *mut PyGC_Head = &mut finalizers_head;
         list::init(finalizers);
-        move_legacy_finalizers(unreachable, finalizers);
+        let to_finalize = move_legacy_finalizers(unreachable, finalizers);
 
         if debug & DEBUG_COLLECTABLE != 0 {
             debug_print_objects(unreachable, "collectable");
         }
 
-        let mut m = crate::weakref::handle_gc_weakrefs(unreachable, old);
+        let (mut m, callbacks_ran) = crate::weakref::handle_gc_weakrefs(unreachable, old);
 
-        finalize_garbage(unreachable);
-
-        // Resurrection: whatever a finalizer made reachable survives.
+        // Beyond CPython: when no finalizer and no weakref callback ran, no
+        // user code has run since the graph was examined, so nothing can
+        // have been resurrected and the second examination is skipped.
         let mut final_head = PyGC_Head {
             _gc_next: 0,
             _gc_prev: 0,
         };
         let final_unreachable: *mut PyGC_Head = &mut final_head;
         list::init(final_unreachable);
-        list::for_each(unreachable, |g| (*g)._gc_prev &= !PREV_MASK_COLLECTING);
-        deduce_unreachable(unreachable, final_unreachable);
-        clear_unreachable_mask(final_unreachable);
-        list::merge(unreachable, old);
+        if to_finalize || callbacks_ran {
+            finalize_garbage(unreachable);
+            // Resurrection: whatever a finalizer made reachable survives.
+            list::for_each(unreachable, |g| (*g)._gc_prev &= !PREV_MASK_COLLECTING);
+            deduce_unreachable(unreachable, final_unreachable);
+            clear_unreachable_mask(final_unreachable);
+            list::merge(unreachable, old);
+        } else {
+            list::merge(unreachable, final_unreachable);
+        }
 
         m += list::len(final_unreachable) as isize;
         delete_garbage(final_unreachable, old);
