@@ -648,6 +648,14 @@ typedef enum PyHeap_ErrorKind {
    * `RuntimeError`.
    */
   PYHEAP_ERR_RUNTIME = 5,
+  /**
+   * `ReferenceError`.
+   */
+  PYHEAP_ERR_REFERENCE = 6,
+  /**
+   * `IndexError`.
+   */
+  PYHEAP_ERR_INDEX = 7,
 } PyHeap_ErrorKind;
 
 /**
@@ -1278,6 +1286,60 @@ typedef struct PyHeap_HeapStats {
 typedef void (*PyHeap_WriteFn)(void *ctx, const char *text, size_t len);
 
 /**
+ * CPython 3.11's `PyWeakReference`. A weak reference is a GC object.
+ */
+typedef struct PyWeakReference {
+  /**
+   * Header.
+   */
+  PyObject ob_base;
+  /**
+   * The referent (borrowed), or `Py_None` once it is dead.
+   */
+  PyObject *wr_object;
+  /**
+   * The callback (owned), or NULL.
+   */
+  PyObject *wr_callback;
+  /**
+   * Cached hash, -1 until computed (pyheap never computes it).
+   */
+  Py_hash_t hash;
+  /**
+   * Previous reference in the referent's list.
+   */
+  struct PyWeakReference *wr_prev;
+  /**
+   * Next reference in the referent's list.
+   */
+  struct PyWeakReference *wr_next;
+  /**
+   * Unused by pyheap; kept for CPython's layout.
+   */
+  vectorcallfunc vectorcall;
+} PyWeakReference;
+
+/**
+ * A C weak-reference callback: called with the weak reference (whose
+ * referent already reads as `Py_None`) and the context given at creation.
+ */
+typedef void (*PyHeap_WeakrefCallback)(PyObject *weakref, void *ctx);
+
+/**
+ * CPython's `PyTupleObject`: the items follow the header.
+ */
+typedef struct PyTupleObject {
+  /**
+   * Header; `ob_size` is the number of items.
+   */
+  PyVarObject ob_base;
+  /**
+   * The items (`ob_size` of them).
+   */
+  PyObject *ob_item[1];
+} PyTupleObject;
+
+/**
  * Count of an immortal object, as `PyObject_HEAD_INIT` writes it.
  */
 #define _Py_IMMORTAL_REFCNT 4294967295
@@ -1285,6 +1347,11 @@ typedef void (*PyHeap_WriteFn)(void *ctx, const char *text, size_t len);
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * The tuple type.
+ */
+extern struct PyTypeObject PyTuple_Type;
 
 /**
  * The `object` type: the base of every type.
@@ -1305,6 +1372,23 @@ extern struct PyTypeObject _PyNone_Type;
  * `None`: an immortal singleton (use the `Py_None` macro).
  */
 extern PyObject _Py_NoneStruct;
+
+/**
+ * The weak reference type (`weakref.ReferenceType`). Unlike CPython's it
+ * cannot be subclassed: pyheap has no argument parsing for `tp_new`.
+ */
+extern struct PyTypeObject _PyWeakref_RefType;
+
+/**
+ * The proxy type for referents that are not callable. pyheap has no
+ * attribute access, so a proxy is a weak reference of its own type.
+ */
+extern struct PyTypeObject _PyWeakref_ProxyType;
+
+/**
+ * The proxy type for callable referents: calling it calls the referent.
+ */
+extern struct PyTypeObject _PyWeakref_CallableProxyType;
 
 /**
  * Full collection (CPython's `PyGC_Collect`): returns the number of
@@ -1996,6 +2080,161 @@ int PyHeap_FPrintMallocStats(FILE *out, int format);
  * As for [`PyHeap_FPrintMallocStats`].
  */
 int _PyObject_DebugMallocStats(FILE *out);
+
+/**
+ * A new weak reference to `ob` (CPython's `PyWeakref_NewRef`). `callback`
+ * (NULL or `Py_None` for none) is called with the weak reference when `ob`
+ * dies, if the weak reference is still alive then. Without a callback the
+ * one basic reference of `ob` is shared. NULL with a `TypeError` if `ob`'s
+ * type does not support weak references.
+ *
+ * # Safety
+ * `ob` is a live object; `callback` NULL or a live object.
+ */
+PyObject *PyWeakref_NewRef(PyObject *ob, PyObject *callback);
+
+/**
+ * A new weak proxy to `ob` (CPython's `PyWeakref_NewProxy`). pyheap has
+ * no attribute access, so a proxy is a weak reference of type
+ * `weakref.ProxyType` (`weakref.CallableProxyType`, which forwards calls,
+ * if `ob`'s type has `tp_call`); `PyWeakref_GetObject` accepts it. Without
+ * a callback the basic proxy of `ob` is shared.
+ *
+ * # Safety
+ * As [`PyWeakref_NewRef`].
+ */
+PyObject *PyWeakref_NewProxy(PyObject *ob, PyObject *callback);
+
+/**
+ * The referent of `ref` as a borrowed reference, or `Py_None` once it is
+ * dead (or its count already reached zero); NULL with a `SystemError` if
+ * `ref` is NULL or not a weak reference.
+ *
+ * # Safety
+ * `ref_` is NULL or a live object.
+ */
+PyObject *PyWeakref_GetObject(PyObject *ref_);
+
+/**
+ * CPython 3.13's `PyWeakref_GetRef`: 1 and a new reference to the
+ * referent in `*pobj`; 0 and NULL if it is dead; -1 and NULL with a
+ * `TypeError` if `ref` is not a weak reference (`SystemError` if NULL).
+ *
+ * # Safety
+ * `ref_` is NULL or a live object; `pobj` is writable.
+ */
+int PyWeakref_GetRef(PyObject *ref_, PyObject **pobj);
+
+/**
+ * Detaches every weak reference to `op` and calls the callbacks of those
+ * still alive, newest first. Call it from the `tp_dealloc` of a type that
+ * supports weak references, before freeing anything (the instance's count
+ * is zero then). A `SystemError` if `op` is NULL, its type has no weak
+ * reference support or its count is not zero. An error set on this thread
+ * before the call is kept; a callback's error is printed and dropped.
+ *
+ * # Safety
+ * `op` is NULL or an object in its deallocator.
+ */
+void PyObject_ClearWeakRefs(PyObject *op);
+
+/**
+ * Length of the weak-reference list starting at `head`.
+ *
+ * # Safety
+ * `head` is NULL or the first weak reference of a referent's list.
+ */
+Py_ssize_t _PyWeakref_GetWeakrefCount(struct PyWeakReference *head);
+
+/**
+ * Number of weak references (and proxies) to `ob`; 0 if its type does not
+ * support them (`weakref.getweakrefcount`).
+ *
+ * # Safety
+ * `ob` is a live object.
+ */
+Py_ssize_t PyHeap_Weakref_Count(PyObject *ob);
+
+/**
+ * A new weak reference to `ob` whose callback is the C function `cb`:
+ * when `ob` dies, `cb(weakref, ctx)` is called (if the weak reference is
+ * still alive then), in the same order as other callbacks. Each call
+ * creates a new weak reference. NULL with a `TypeError` if `ob`'s type
+ * does not support weak references; with `cb` NULL this is
+ * `PyWeakref_NewRef(ob, NULL)`.
+ *
+ * # Safety
+ * `ob` is a live object; `ctx` stays valid for `cb` while the weak
+ * reference lives.
+ */
+PyObject *PyHeap_Weakref_NewRefWithCallback(PyObject *ob, PyHeap_WeakrefCallback cb, void *ctx);
+
+/**
+ * A new tuple of `n` NULL items (fill it with `PyTuple_SET_ITEM`), tracked
+ * by the collector; NULL with an error if `n` is negative or on no memory.
+ */
+PyObject *PyTuple_New(Py_ssize_t n);
+
+/**
+ * Number of items of tuple `op`; -1 with a `SystemError` if it is not one.
+ *
+ * # Safety
+ * `op` is NULL or a live object.
+ */
+Py_ssize_t PyTuple_Size(PyObject *op);
+
+/**
+ * Item `i` of tuple `op`, borrowed; NULL with an error if `op` is not a
+ * tuple or `i` is out of range.
+ *
+ * # Safety
+ * `op` is NULL or a live object.
+ */
+PyObject *PyTuple_GetItem(PyObject *op, Py_ssize_t i);
+
+/**
+ * Stores `item` (a reference this call steals) at index `i` of tuple `op`,
+ * releasing the previous item; -1 with an error (and `item` released) if
+ * `op` is not a tuple or `i` is out of range.
+ *
+ * # Safety
+ * `op` is NULL or a live object; `item` NULL or an owned reference.
+ */
+int PyTuple_SetItem(PyObject *op, Py_ssize_t i, PyObject *item);
+
+/**
+ * Calls `callable(*args, **kwargs)` through its type's `tp_call`; `args`
+ * is a tuple, `kwargs` NULL (pyheap has no dict). A new reference, or NULL
+ * with an error (a `TypeError` if the object is not callable).
+ *
+ * # Safety
+ * `callable` and `args` are live objects; `kwargs` NULL or live.
+ */
+PyObject *PyObject_Call(PyObject *callable, PyObject *args, PyObject *kwargs);
+
+/**
+ * Calls `callable(arg)`.
+ *
+ * # Safety
+ * `callable` and `arg` are live objects.
+ */
+PyObject *PyObject_CallOneArg(PyObject *callable, PyObject *arg);
+
+/**
+ * Calls `callable()`.
+ *
+ * # Safety
+ * `callable` is a live object.
+ */
+PyObject *PyObject_CallNoArgs(PyObject *callable);
+
+/**
+ * 1 if `op`'s type defines `tp_call`, else 0.
+ *
+ * # Safety
+ * `op` is NULL or a live object.
+ */
+int PyCallable_Check(PyObject *op);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -6,6 +6,7 @@
 #ifndef PYHEAP_INLINE_H
 #define PYHEAP_INLINE_H
 
+#include <stdarg.h>
 #include <stdint.h>
 
 #include "pyheap.h"
@@ -210,5 +211,57 @@ static inline int PyType_HasFeature(PyTypeObject *type, unsigned long feature) {
     (void)(op);                                                             \
     (void)(dealloc);
 #define Py_TRASHCAN_END }
+
+/* ---- Type checks ------------------------------------------------------- */
+
+static inline int PyObject_TypeCheck(PyObject *ob, PyTypeObject *type) {
+    return Py_IS_TYPE(ob, type) || PyType_IsSubtype(Py_TYPE(ob), type);
+}
+#define PyObject_TypeCheck(ob, type) PyObject_TypeCheck(_PyObject_CAST(ob), (type))
+#define PyType_FastSubclass(type, flag) PyType_HasFeature((type), (flag))
+
+/* ---- Tuples (CPython's tupleobject.h) ---------------------------------- */
+
+#define PyTuple_Check(op) PyType_FastSubclass(Py_TYPE(op), Py_TPFLAGS_TUPLE_SUBCLASS)
+#define PyTuple_CheckExact(op) Py_IS_TYPE((op), &PyTuple_Type)
+#define _PyTuple_CAST(op) ((PyTupleObject *)(op))
+#define PyTuple_GET_SIZE(op) Py_SIZE(op)
+#define PyTuple_GET_ITEM(op, i) (_PyTuple_CAST(op)->ob_item[(i)])
+/* Stores v without releasing the previous item: for filling a new tuple. */
+#define PyTuple_SET_ITEM(op, i, v) ((void)(_PyTuple_CAST(op)->ob_item[(i)] = (v)))
+
+/* A new tuple of the n objects that follow (new references are taken).
+ * CPython exports it; it is variadic, so pyheap defines it here. */
+static inline PyObject *PyTuple_Pack(Py_ssize_t n, ...) {
+    PyObject *t = PyTuple_New(n);
+    if (t == NULL) {
+        return NULL;
+    }
+    va_list ap;
+    va_start(ap, n);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *o = va_arg(ap, PyObject *);
+        Py_INCREF(o);
+        PyTuple_SET_ITEM(t, i, o);
+    }
+    va_end(ap);
+    return t;
+}
+
+/* ---- Weak references (CPython's weakrefobject.h) ----------------------- */
+
+#define PyWeakref_CheckRef(op) PyObject_TypeCheck((op), &_PyWeakref_RefType)
+#define PyWeakref_CheckRefExact(op) Py_IS_TYPE((op), &_PyWeakref_RefType)
+#define PyWeakref_CheckProxy(op)                                            \
+    (Py_IS_TYPE((op), &_PyWeakref_ProxyType) ||                             \
+     Py_IS_TYPE((op), &_PyWeakref_CallableProxyType))
+#define PyWeakref_Check(op) (PyWeakref_CheckRef(op) || PyWeakref_CheckProxy(op))
+
+/* The referent, borrowed, or Py_None once it is dead; no checks. */
+static inline PyObject *PyWeakref_GET_OBJECT(PyObject *ref) {
+    PyObject *obj = ((PyWeakReference *)ref)->wr_object;
+    return Py_REFCNT(obj) > 0 ? obj : Py_None;
+}
+#define PyWeakref_GET_OBJECT(ref) PyWeakref_GET_OBJECT(_PyObject_CAST(ref))
 
 #endif /* PYHEAP_INLINE_H */

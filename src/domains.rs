@@ -151,6 +151,8 @@ pub struct Runtime {
     pub objects: crate::object::ObjectState,
     /// The collector's lists.
     pub gc: crate::gc::GcState,
+    /// Weak reference list heads kept outside objects.
+    pub weakrefs: crate::weakref::WeakrefState,
 }
 
 /// The process-wide runtime.
@@ -174,6 +176,7 @@ pub static RUNTIME: GlobalRuntime = GlobalRuntime(UnsafeCell::new(Runtime {
     raw_allocated_blocks: 0,
     objects: crate::object::ObjectState::new(),
     gc: crate::gc::GcState::new(),
+    weakrefs: crate::weakref::WeakrefState::new(),
 }));
 
 /// The runtime, for a caller that follows the locking rule above.

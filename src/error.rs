@@ -23,6 +23,12 @@ pub enum Error {
     /// `RuntimeError`.
     #[error("RuntimeError: {0}")]
     Runtime(String),
+    /// `ReferenceError`: a proxy used after its referent died.
+    #[error("ReferenceError: {0}")]
+    Reference(String),
+    /// `IndexError`.
+    #[error("IndexError: {0}")]
+    Index(String),
 }
 
 /// The C-visible kind of the last error (`PyHeap_ErrorKind`).
@@ -41,6 +47,10 @@ pub enum PyHeap_ErrorKind {
     PYHEAP_ERR_VALUE = 4,
     /// `RuntimeError`.
     PYHEAP_ERR_RUNTIME = 5,
+    /// `ReferenceError`.
+    PYHEAP_ERR_REFERENCE = 6,
+    /// `IndexError`.
+    PYHEAP_ERR_INDEX = 7,
 }
 
 impl Error {
@@ -52,6 +62,8 @@ impl Error {
             Error::Type(_) => PyHeap_ErrorKind::PYHEAP_ERR_TYPE,
             Error::Value(_) => PyHeap_ErrorKind::PYHEAP_ERR_VALUE,
             Error::Runtime(_) => PyHeap_ErrorKind::PYHEAP_ERR_RUNTIME,
+            Error::Reference(_) => PyHeap_ErrorKind::PYHEAP_ERR_REFERENCE,
+            Error::Index(_) => PyHeap_ErrorKind::PYHEAP_ERR_INDEX,
         }
     }
 }

@@ -69,6 +69,8 @@ pub enum Misuse {
     FreedObject,
     /// `PyObject_GC_Track` on an object already tracked.
     AlreadyTracked,
+    /// An object freed while weak references still point to it.
+    DanglingWeakref,
 }
 
 impl Misuse {
@@ -80,6 +82,7 @@ impl Misuse {
             Misuse::NegativeRefcount => "reference count below zero",
             Misuse::FreedObject => "use of a freed object",
             Misuse::AlreadyTracked => "object already tracked by the garbage collector",
+            Misuse::DanglingWeakref => "object freed with live weak references",
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod gc;
 pub mod mem;
 pub mod object;
 pub mod stats;
+pub mod weakref;
 
 /// Runs `f`, turning a panic into a fatal report that names `api`.
 pub(crate) fn boundary<R>(api: &'static str, f: impl FnOnce() -> R) -> R {

@@ -329,6 +329,16 @@ pub unsafe fn collect_with_callbacks(generation: usize) -> isize {
     collected + uncollectable
 }
 
+/// Untracks the surviving tuples that cannot be part of a cycle.
+///
+/// # Safety
+/// `young` is a live GC list of reachable objects.
+unsafe fn untrack_tuples(young: *mut PyGC_Head) {
+    // SAFETY: caller's contract; `for_each` reads the next node before the
+    // callback, which may unlink the current one.
+    unsafe { list::for_each(young, |g| crate::object::tuple::maybe_untrack(from_gc(g))) }
+}
+
 /// The collection proper; returns (collected, uncollectable).
 unsafe fn collect_main(generation: usize) -> (isize, isize) {
     let t0 = Instant::now();
@@ -370,6 +380,7 @@ unsafe fn collect_main(generation: usize) -> (isize, isize) {
         let unreachable: *mut PyGC_Head = &mut unreachable_head;
         list::init(unreachable);
         deduce_unreachable(young, unreachable);
+        untrack_tuples(young);
 
         // Survivors move on.
         if young != old {

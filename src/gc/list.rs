@@ -144,7 +144,8 @@ pub unsafe fn len(head: *mut PyGC_Head) -> usize {
     n
 }
 
-/// Calls `f` on each element; `f` must not change the list.
+/// Calls `f` on each element; `f` may unlink the element it is given, but
+/// must not otherwise change the list.
 ///
 /// # Safety
 /// `head` is a live list.

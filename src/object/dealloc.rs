@@ -86,7 +86,17 @@ pub unsafe fn dealloc(op: *mut PyObject) {
 unsafe fn call_tp_dealloc(op: *mut PyObject) {
     // SAFETY: a dead object still has its type.
     unsafe {
-        match (*(*op).ob_type).tp_dealloc {
+        let tp = (*op).ob_type;
+        match (*tp).tp_dealloc {
+            // An object with weak references: check its deallocator
+            // cleared them (one test of the type on the common path).
+            Some(f) if (*tp).tp_weaklistoffset != 0 && crate::weakref::supports(tp) => {
+                let saved = crate::weakref::snapshot(op);
+                f(op);
+                if !saved[0].is_null() {
+                    crate::weakref::check_dangling(op, tp, &saved);
+                }
+            }
             Some(f) => f(op),
             None => fatal::internal(
                 "_Py_Dealloc",
@@ -332,6 +342,16 @@ pub unsafe extern "C" fn subtype_dealloc(op: *mut PyObject) {
         if gc_obj {
             super::alloc::gc_untrack(op);
         }
+        let mut base = tp;
+        let me = subtype_dealloc as unsafe extern "C" fn(_) as usize;
+        while !base.is_null() && (*base).tp_dealloc.map(|f| f as usize) == Some(me) {
+            base = (*base).tp_base;
+        }
+        // A weak-reference list this heap type added is cleared here, before
+        // tp_del; a base that has its own list clears it itself.
+        if crate::weakref::supports(tp) && (base.is_null() || !crate::weakref::supports(base)) {
+            crate::weakref::clear_weakrefs(op);
+        }
         if let Some(del) = (*tp).tp_del {
             (*op).ob_refcnt = 1;
             del(op);
@@ -339,11 +359,6 @@ pub unsafe extern "C" fn subtype_dealloc(op: *mut PyObject) {
             if (*op).ob_refcnt != 0 {
                 return; // resurrected
             }
-        }
-        let mut base = tp;
-        let me = subtype_dealloc as unsafe extern "C" fn(_) as usize;
-        while !base.is_null() && (*base).tp_dealloc.map(|f| f as usize) == Some(me) {
-            base = (*base).tp_base;
         }
         let drop_type = is_heap_type(tp) && (base.is_null() || !is_heap_type(base));
         match base.as_ref().and_then(|b| b.tp_dealloc) {

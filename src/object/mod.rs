@@ -10,11 +10,13 @@
 //! one in debug checks.
 
 pub mod alloc;
+pub mod call;
 pub mod dealloc;
 pub mod layout;
 pub mod live;
 pub mod ready;
 pub mod spec;
+pub mod tuple;
 pub mod types;
 
 use std::collections::BTreeMap;

@@ -102,6 +102,17 @@ unsafe fn ready_steps(tp: *mut PyTypeObject) -> Result<(), Error> {
             }
         }
 
+        // CPython 3.12's managed weak-reference list: inherited with the
+        // offset, and marked by a negative offset.
+        if !base.is_null()
+            && (*base).tp_flags & Py_TPFLAGS_MANAGED_WEAKREF != 0
+            && t.tp_weaklistoffset == 0
+        {
+            t.tp_flags |= Py_TPFLAGS_MANAGED_WEAKREF;
+        }
+        if t.tp_flags & Py_TPFLAGS_MANAGED_WEAKREF != 0 {
+            t.tp_weaklistoffset = crate::weakref::MANAGED_WEAKREF_OFFSET;
+        }
         if !base.is_null() {
             inherit_special(t, &*base);
             let mut b = base;
