@@ -31,6 +31,7 @@ static inline int last_error_contains(const char *text) {
 }
 #else
 #include "pyheap.h"
+#include "structmember.h"
 #include <string.h>
 #define PYHEAP_ONLY(stmt) do { stmt; } while (0)
 #define IMPL_NAME "pyheap"

@@ -81,6 +81,16 @@ typedef struct PyVarObject {
 #define TRASHCAN_LIMIT 50
 
 /**
+ * CPython 3.12's name for the `Py_ssize_t` member type (`T_PYSSIZET`).
+ */
+#define Py_T_PYSSIZET 19
+
+/**
+ * CPython 3.12's name for the read-only member flag (`READONLY`).
+ */
+#define Py_READONLY 1
+
+/**
  * Legacy; ignored.
  */
 #define Py_TPFLAGS_HAVE_FINALIZE 1

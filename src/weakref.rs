@@ -724,6 +724,27 @@ pub unsafe fn clear_weakrefs(op: *mut PyObject) {
     }
 }
 
+/// Detaches every weak reference to the dying `op`, dropping callbacks
+/// without calling them (CPython's `_PyWeakref_ClearWeakRefsExceptCallbacks`,
+/// for references a finalizer made).
+///
+/// # Safety
+/// `op` is an object in its deallocator.
+pub unsafe fn clear_weakrefs_no_callbacks(op: *mut PyObject) {
+    // SAFETY: caller's contract; the head is re-read after each release,
+    // which may run code.
+    unsafe {
+        loop {
+            let list = list_ptr(op, false);
+            if list.is_null() || (*list).is_null() {
+                break;
+            }
+            clear_weakref(*list);
+        }
+        release_managed_head(op);
+    }
+}
+
 /// Up to this many weak references of a dying object are remembered to
 /// check that its deallocator cleared them.
 const DANGLING_CHECKS: usize = 4;
@@ -839,7 +860,8 @@ pub unsafe fn handle_gc_weakrefs(
             while !(*list).is_null() {
                 let wr = *list;
                 detach(wr);
-                if (*wr).wr_callback.is_null() {
+                // No callback, or a reference already being deallocated.
+                if (*wr).wr_callback.is_null() || (*wr).ob_base.ob_refcnt <= 0 {
                     continue;
                 }
                 let wg = gc::as_gc(wr.cast());

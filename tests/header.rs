@@ -61,6 +61,12 @@ fn pyheap_inline_h_compiles_alone_as_c11() {
 }
 
 #[test]
+fn structmember_h_compiles_alone() {
+    compile_alone("structmember.h", false);
+    compile_alone("structmember.h", true);
+}
+
+#[test]
 fn pyheap_inline_h_compiles_alone_as_cplusplus() {
     compile_alone("pyheap_inline.h", true);
 }

@@ -110,12 +110,16 @@ unsafe fn call_tp_dealloc(op: *mut PyObject) {
 /// `op` is a dead object not yet deallocated.
 unsafe fn defer(op: *mut PyObject) {
     // SAFETY: runtime lock held; a dead GC object is unlinked from its
-    // generation so no collection sees its borrowed count field.
+    // generation so no collection sees its borrowed count field, and marked
+    // (with the collecting flag, unused on untracked objects) so that
+    // `drain` tracks it again before its deallocator runs, as it would
+    // have been without the deferral.
     unsafe {
         if super::alloc::is_gc(op) {
             let g = gc::as_gc(op);
             if gc::is_tracked(g) {
                 gc::untrack(g);
+                (*g)._gc_prev |= gc::PREV_MASK_COLLECTING;
             }
         }
         let st = &mut runtime().objects;
@@ -140,6 +144,13 @@ unsafe fn drain() {
             }
             runtime().objects.deferred = !(*op).ob_refcnt as *mut PyObject;
             (*op).ob_refcnt = 0;
+            if super::alloc::is_gc(op) {
+                let g = gc::as_gc(op);
+                if (*g)._gc_prev & gc::PREV_MASK_COLLECTING != 0 {
+                    (*g)._gc_prev &= !gc::PREV_MASK_COLLECTING;
+                    runtime().gc.track(g);
+                }
+            }
             call_tp_dealloc(op);
         }
         runtime().objects.dealloc_depth = 0;
@@ -335,30 +346,57 @@ pub unsafe extern "C" fn subtype_dealloc(op: *mut PyObject) {
     // SAFETY: caller's contract; every step only uses op while it is alive.
     unsafe {
         let tp = (*op).ob_type;
-        if (*tp).tp_finalize.is_some() && call_finalizer_from_dealloc(op) < 0 {
-            return;
-        }
         let gc_obj = super::alloc::is_gc(op);
-        if gc_obj {
-            super::alloc::gc_untrack(op);
-        }
+        // Finalizers run with the object tracked, so one that resurrects
+        // it leaves it tracked (as CPython 3.11 does).
+        let track = move || {
+            if gc_obj && !gc::is_tracked(gc::as_gc(op)) {
+                runtime().gc.track(gc::as_gc(op));
+            }
+        };
+        let untrack = move || {
+            if gc_obj {
+                super::alloc::gc_untrack(op);
+            }
+        };
+        untrack();
         let mut base = tp;
         let me = subtype_dealloc as unsafe extern "C" fn(_) as usize;
         while !base.is_null() && (*base).tp_dealloc.map(|f| f as usize) == Some(me) {
             base = (*base).tp_base;
         }
+        if (*tp).tp_finalize.is_some() {
+            track();
+            if call_finalizer_from_dealloc(op) < 0 {
+                return; // resurrected
+            }
+            untrack();
+        }
         // A weak-reference list this heap type added is cleared here, before
         // tp_del; a base that has its own list clears it itself.
-        if crate::weakref::supports(tp) && (base.is_null() || !crate::weakref::supports(base)) {
+        let own_weaklist =
+            crate::weakref::supports(tp) && (base.is_null() || !crate::weakref::supports(base));
+        if own_weaklist {
             crate::weakref::clear_weakrefs(op);
         }
         if let Some(del) = (*tp).tp_del {
+            track();
             (*op).ob_refcnt = 1;
             del(op);
             (*op).ob_refcnt -= 1;
             if (*op).ob_refcnt != 0 {
                 return; // resurrected
             }
+            untrack();
+        }
+        // Finalizers may have made new weak references: drop them, without
+        // their callbacks.
+        if own_weaklist && ((*tp).tp_finalize.is_some() || (*tp).tp_del.is_some()) {
+            crate::weakref::clear_weakrefs_no_callbacks(op);
+        }
+        // A GC base's deallocator expects a tracked object.
+        if !base.is_null() && (*base).tp_flags & Py_TPFLAGS_HAVE_GC != 0 {
+            track();
         }
         let drop_type = is_heap_type(tp) && (base.is_null() || !is_heap_type(base));
         match base.as_ref().and_then(|b| b.tp_dealloc) {

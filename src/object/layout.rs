@@ -136,6 +136,11 @@ pub struct PyMethodDef {
     pub ml_doc: *const c_char,
 }
 
+/// CPython 3.12's name for the `Py_ssize_t` member type (`T_PYSSIZET`).
+pub const Py_T_PYSSIZET: c_int = 19;
+/// CPython 3.12's name for the read-only member flag (`READONLY`).
+pub const Py_READONLY: c_int = 1;
+
 /// A member definition. `PyType_FromSpec` reads the special members
 /// `__weaklistoffset__`, `__dictoffset__` and `__vectorcalloffset__`.
 #[repr(C)]
