@@ -2,7 +2,8 @@
 //! built library exactly as a user links it.
 //!
 //! Directives, one per comment line at the top of a C file:
-//! - `// pyheap-test: shared` links `libpyheap.so` instead of `libpyheap.a`.
+//! - `// pyheap-test: shared` links `libpyheap.so` instead of `libpyheap.a`
+//!   (found at run time through its SONAME, `libpyheap.so.0`).
 //! - `// pyheap-test: cpython` also builds the file with `-DUSE_CPYTHON`
 //!   against CPython 3.11's `Python.h` and `libpython3.11.so` (test
 //!   `c_<name>_cpython`), to prove our reading of CPython on the real thing.
@@ -94,7 +95,7 @@ pub fn run_c_test(name: &str, against_cpython: bool) {
         cc.arg(format!("-Wl,-rpath,{}", lib.display()))
             .arg("-lpython3.11");
     } else if d.shared {
-        let lib = lib_dir();
+        let lib = shared_lib_dir(name);
         cc.arg("-L")
             .arg(&lib)
             .arg(format!("-Wl,-rpath,{}", lib.display()))
@@ -146,6 +147,23 @@ pub fn run_c_test(name: &str, against_cpython: bool) {
         assert!(out.status.success(), "C test failed\n{}", report());
     }
     print!("{}", report());
+}
+
+/// A directory where `libpyheap.so` and its SONAME `libpyheap.so.0` both
+/// name this build's shared library, laid out as an installed library is:
+/// cargo writes only `libpyheap.so`, and a program linked against it looks
+/// for `libpyheap.so.0` when it starts. One directory per test, so tests
+/// running in parallel never race on the links.
+fn shared_lib_dir(name: &str) -> std::path::PathBuf {
+    let dir = out_dir().join(format!("{name}_lib"));
+    std::fs::create_dir_all(&dir).expect("create the shared library directory");
+    let target = lib_dir().join("libpyheap.so");
+    for link in ["libpyheap.so", "libpyheap.so.0"] {
+        let path = dir.join(link);
+        let _ = std::fs::remove_file(&path);
+        std::os::unix::fs::symlink(&target, &path).expect("link libpyheap.so");
+    }
+    dir
 }
 
 fn libc_sigabrt() -> i32 {

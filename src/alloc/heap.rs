@@ -4,8 +4,8 @@
 //! - `alloc`: pop the free list of the first pool on the size class's used
 //!   list, set the block's live bit.
 //! - `free`: ask the address map whether the pointer is pooled, clear its
-//!   live bit (a clear bit is a double or invalid free: fatal report), push it
-//!   on its pool's free list.
+//!   live bit (a clear bit, or an address not 16-byte aligned, is a double
+//!   or invalid free: fatal report), push it on its pool's free list.
 //!
 //! Everything else (a pool fills up or empties, new pools and arenas, giving
 //! memory back) is in `#[inline(never)]` slow paths.
@@ -19,7 +19,6 @@
 //!    purgeable arenas have dirty bits.
 //! 3. At most one arena is wholly free, and if one is, it is `spare`.
 
-use core::fmt::{self, Write};
 use core::ptr;
 
 use super::arena::{Arena, ArenaTable, NONE};
@@ -30,7 +29,6 @@ use super::pool::{
 use super::radix::RadixMap;
 use super::size_class::*;
 use crate::domains::PyObjectArenaAllocator;
-use crate::fatal::{self, Misuse, StackBuf};
 
 /// The shared empty pool: its free list is always empty, so the allocation
 /// fast path needs no null test for an empty used list.
@@ -445,77 +443,6 @@ impl SmallHeap {
             a.dirty_mask = 0;
         }
         self.dirty_pools = 0;
-    }
-
-    /// Reports a pooled pointer that is not an allocated block, and aborts.
-    #[cold]
-    #[inline(never)]
-    fn bad_pointer(&self, p: *mut u8, api: &'static str) -> ! {
-        let pool = pool_of(p);
-        let addr = p as usize;
-        let off = addr - pool as usize;
-        let arena = self
-            .arenas
-            .live()
-            .find(|(_, a)| a.first_pool <= addr && addr < a.pools_end());
-        let pool_free =
-            arena.is_some_and(|(_, a)| a.free_mask >> a.pool_index(pool as usize) & 1 == 1);
-        let (size, nextoffset) = if pool_free {
-            (0, 0)
-        } else {
-            // SAFETY: the header of a pooled address is our readable memory,
-            // and a pool in use has valid fields.
-            unsafe { ((*pool).size as usize, (*pool).nextoffset as usize) }
-        };
-        let on_block_start = size != 0 && off >= POOL_OVERHEAD && (off - POOL_OVERHEAD) % size == 0;
-        let kind = if on_block_start && off < nextoffset {
-            Misuse::DoubleFree
-        } else {
-            Misuse::InvalidFree
-        };
-        let detail = |out: &mut StackBuf<2048>| -> fmt::Result {
-            if pool_free {
-                writeln!(
-                    out,
-                    "  the address lies in a free pool at {:#x}: no block there is allocated",
-                    pool as usize
-                )?;
-            } else if on_block_start && off < nextoffset {
-                writeln!(
-                    out,
-                    "  the block ({size} bytes, pool {:#x}) was already freed",
-                    pool as usize
-                )?;
-            } else if on_block_start {
-                writeln!(
-                    out,
-                    "  the block ({size} bytes, pool {:#x}) was never allocated",
-                    pool as usize
-                )?;
-            } else if off < POOL_OVERHEAD {
-                writeln!(
-                    out,
-                    "  the address lies in the header of the pool at {:#x}",
-                    pool as usize
-                )?;
-            } else {
-                let start = pool as usize + POOL_OVERHEAD + (off - POOL_OVERHEAD) / size * size;
-                writeln!(
-                    out,
-                    "  the address is {} bytes into the {size}-byte block at {start:#x}",
-                    addr - start
-                )?;
-            }
-            if let Some((_, a)) = arena {
-                writeln!(
-                    out,
-                    "  arena {:#x}, {} of {} pools free",
-                    a.base, a.nfree, a.npools
-                )?;
-            }
-            Ok(())
-        };
-        fatal::misuse(kind, addr, api, &detail)
     }
 
     /// Calls `f(class, pool header)` for every pool in use.

@@ -11,6 +11,7 @@
 //! invariants in prose.
 
 pub mod arena;
+pub mod bad_pointer;
 pub mod heap;
 pub mod os;
 pub mod pool;

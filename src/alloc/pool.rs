@@ -21,11 +21,14 @@
 //!    is allocated (free clears both bits in one step).
 //!
 //! The live bitmap is what lets `free` reject a double free, or a pointer
-//! into the middle of a block, in a few instructions and in every mode.
+//! into the middle of a block, in a few instructions and in every mode. A
+//! bit stands for a 16-byte granule, so an address that is not 16-byte
+//! aligned is never live (it would share the granule of the block it points
+//! into).
 
 use core::ptr;
 
-use super::size_class::{ALIGNMENT_SHIFT, POOL_MASK, POOL_SIZE, class_size};
+use super::size_class::{ALIGNMENT, ALIGNMENT_SHIFT, POOL_MASK, POOL_SIZE, class_size};
 
 /// Words in the live bitmap: one bit per 16-byte granule of the pool.
 pub(crate) const LIVE_WORDS: usize = POOL_SIZE / 16 / 64;
@@ -89,6 +92,12 @@ fn live_slot(pool: *mut PoolHeader, p: *mut u8) -> (*mut u64, u64) {
     (word, 1u64 << (granule & 63))
 }
 
+/// True iff `p` is 16-byte aligned, as the start of every block is.
+#[inline(always)]
+fn granule_aligned(p: *mut u8) -> bool {
+    (p as usize) & (ALIGNMENT - 1) == 0
+}
+
 /// Marks the block at `p` allocated.
 ///
 /// # Safety
@@ -102,12 +111,15 @@ pub unsafe fn mark_live(pool: *mut PoolHeader, p: *mut u8) {
 
 /// Clears the live and object bits of the block at `p`; returns false if it
 /// was not live (a double free, or `p` is not the start of an allocated
-/// block), in which case nothing is changed.
+/// block, unaligned addresses included), in which case nothing is changed.
 ///
 /// # Safety
 /// `pool` must be the header of the pool containing `p`, readable memory.
 #[inline(always)]
 pub unsafe fn take_live(pool: *mut PoolHeader, p: *mut u8) -> bool {
+    if !granule_aligned(p) {
+        return false;
+    }
     let (word, bit) = live_slot(pool, p);
     // SAFETY: word points into the pool header's live array (caller's
     // contract); the objs array has the same length right after it.
@@ -167,11 +179,15 @@ pub unsafe fn object_kind(pool: *mut PoolHeader, p: *mut u8) -> Option<bool> {
     }
 }
 
-/// True iff the live bit of a block starting at `p` is set.
+/// True iff an allocated block starts at `p`: `p` is 16-byte aligned and
+/// its live bit is set.
 ///
 /// # Safety
 /// As for [`take_live`].
 pub unsafe fn is_live(pool: *mut PoolHeader, p: *mut u8) -> bool {
+    if !granule_aligned(p) {
+        return false;
+    }
     let (word, bit) = live_slot(pool, p);
     // SAFETY: caller's contract.
     unsafe { *word & bit != 0 }

@@ -208,3 +208,66 @@ fn fullest_arena_is_preferred() {
     let p = heap.alloc(16);
     assert_eq!(arena_of(&heap, p), a1);
 }
+
+#[test]
+fn bad_pointers_are_diagnosed() {
+    use super::bad_pointer::BadPointer;
+    use super::pool::{self, POOL_OVERHEAD, pool_of};
+    use super::size_class::POOL_SIZE;
+
+    let diag = |h: &SmallHeap, q: *mut u8| h.diagnose(q).expect("a bad pooled address");
+    let mut heap = Box::new(SmallHeap::new());
+    let keep = heap.alloc(64);
+    let p = heap.alloc(64);
+    let at = |k: usize| p.wrapping_add(k);
+    assert!(heap.is_live_block(p));
+    assert_eq!(heap.diagnose(p), None, "an allocated block is not bad");
+    // An address inside a block's first 16 bytes shares its live bit's
+    // granule but is not a block: free must not take it.
+    for k in 1..16 {
+        assert!(!heap.is_live_block(at(k)), "p + {k} taken for a block");
+    }
+    // SAFETY: p's pool is a live pool of this heap.
+    assert!(!unsafe { pool::take_live(pool_of(p), at(8)) });
+    assert!(
+        heap.is_live_block(p),
+        "a rejected take_live changed nothing"
+    );
+    let interior = |offset| BadPointer::Interior {
+        size: 64,
+        start: p as usize,
+        offset,
+    };
+    assert_eq!(diag(&heap, at(8)), interior(8));
+    assert_eq!(diag(&heap, at(16)), interior(16));
+    assert_eq!(
+        diag(&heap, at(5 * 64)),
+        BadPointer::NeverAllocated { size: 64 }
+    );
+    assert_eq!(
+        diag(&heap, pool_of(p).cast::<u8>().wrapping_add(16)),
+        BadPointer::Header
+    );
+
+    // SAFETY: p is live and freed once.
+    unsafe { assert!(heap.free(p, "test")) };
+    let freed = |pool_free| BadPointer::Freed {
+        size: 64,
+        pool_free,
+    };
+    assert_eq!(diag(&heap, p), freed(false));
+    // SAFETY: keep is live and freed once.
+    unsafe { assert!(heap.free(keep, "test")) };
+    // The pool is free now; its header still describes its last use, so a
+    // second free of either block is still a double free.
+    assert_eq!(diag(&heap, p), freed(true));
+    assert_eq!(diag(&heap, keep), freed(true));
+    assert_eq!(diag(&heap, at(8)), BadPointer::FreePool);
+    // A pool never used, and a purged pool (its header reads zero).
+    let unused = (pool_of(p) as usize + POOL_SIZE + POOL_OVERHEAD) as *mut u8;
+    assert!(heap.owns(unused));
+    assert_eq!(diag(&heap, unused), BadPointer::FreePool);
+    heap.purge();
+    assert_eq!(diag(&heap, p), BadPointer::FreePool);
+    heap.check_invariants().unwrap();
+}

@@ -1,0 +1,191 @@
+/* Free pools inside live arenas give their pages back: once more than 64
+ * free pools may be resident (1 MiB), all of them are purged (madvise).
+ * First the exact threshold, one freed pool at a time over two pinned
+ * arenas; then RSS: 16 arenas filled, one block per arena kept, RSS must
+ * fall by at least half of what the blocks added while every arena stays;
+ * purged pools then serve new blocks of other classes correctly. pyheap
+ * only (CPython never gives back part of an arena). */
+#define _POSIX_C_SOURCE 200809L
+#include "compat.h"
+
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define ARENA ((uintptr_t)1 << 20)
+#define POOL ((uintptr_t)1 << 14)
+#define PER_POOL 31 /* 512-byte blocks in a pool */
+#define THRESHOLD 64
+#define ARENAS 16
+#define NBLOCKS (ARENAS * 64 * PER_POOL)
+
+static unsigned char *blk[NBLOCKS];
+
+static long rss(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, resident = 0;
+    if (f == NULL) return -1;
+    if (fscanf(f, "%ld %ld", &size, &resident) != 2) resident = -1;
+    fclose(f);
+    return resident * sysconf(_SC_PAGESIZE);
+}
+
+static PyHeap_HeapStats stats(void) {
+    PyHeap_HeapStats s;
+    if (PyHeap_GetHeapStats(&s) != 0) memset(&s, 0xFF, sizeof s);
+    return s;
+}
+
+static uintptr_t arena_of(const void *p) { return (uintptr_t)p & ~(ARENA - 1); }
+static uintptr_t pool_of(const void *p) { return (uintptr_t)p & ~(POOL - 1); }
+
+/* Allocates 512-byte blocks a pool at a time until `arenas` arenas are live
+ * and none has a free pool; returns the number of blocks. */
+static int fill_arenas(size_t arenas) {
+    int n = 0;
+    while (n + PER_POOL <= NBLOCKS) {
+        for (int k = 0; k < PER_POOL; k++) {
+            blk[n] = PyObject_Malloc(512);
+            memset(blk[n], n & 0xFF, 512);
+            n++;
+        }
+        PyHeap_HeapStats s = stats();
+        if (s.arenas_current >= arenas && s.pools_free == 0) break;
+    }
+    return n;
+}
+
+/* Marks in pinned[] the lowest-addressed block of each arena among
+ * blk[0..n); returns how many. */
+static char pinned[NBLOCKS];
+
+static int choose_pins(int n) {
+    enum { MAX_ARENAS = 64 };
+    uintptr_t arena[MAX_ARENAS];
+    int lowest[MAX_ARENAS], count = 0;
+    for (int i = 0; i < n; i++) {
+        int k = 0;
+        while (k < count && arena[k] != arena_of(blk[i])) k++;
+        if (k == count) {
+            if (count == MAX_ARENAS) return -1;
+            arena[count] = arena_of(blk[i]);
+            lowest[count++] = i;
+        } else if (blk[i] < blk[lowest[k]]) {
+            lowest[k] = i;
+        }
+    }
+    memset(pinned, 0, sizeof pinned);
+    for (int k = 0; k < count; k++) pinned[lowest[k]] = 1;
+    return count;
+}
+
+/* The threshold, exactly: free two arenas a pool at a time (their first
+ * pools pinned by one block) and check the dirty and purged counts after
+ * each pool becomes free. */
+static void check_threshold(void) {
+    int n = fill_arenas(2);
+    PyHeap_HeapStats s = stats();
+    CHECKF(s.arenas_current == 2 && n == 2 * 64 * PER_POOL,
+           "%zu arenas for %d blocks", s.arenas_current, n);
+    CHECK(s.pools_dirty == 0);
+    /* Pins: the first block of each arena's first pool. Blocks are in
+     * address order within an arena, and pools fill in order. */
+    int steps = 0, wrong = 0;
+    size_t dirty = s.pools_dirty, purged = s.pools_purged;
+    for (int i = 0; i < n; i++) {
+        if (i % (64 * PER_POOL) == 0) continue; /* the pin */
+        uintptr_t pool = pool_of(blk[i]);
+        PyObject_Free(blk[i]);
+        blk[i] = NULL;
+        int last_of_pool = i + 1 == n || pool_of(blk[i + 1]) != pool;
+        if (!last_of_pool || i % (64 * PER_POOL) < PER_POOL) continue;
+        /* The pool just became free. */
+        size_t want = dirty + 1, want_purged = purged;
+        if (want > THRESHOLD) {
+            want_purged += want;
+            want = 0;
+        }
+        s = stats();
+        if (s.pools_dirty != want || s.pools_purged != want_purged) {
+            if (wrong++ < 5)
+                fprintf(stderr,
+                        "pool %d freed: dirty %zu purged %zu, want %zu %zu\n",
+                        steps, s.pools_dirty, s.pools_purged, want,
+                        want_purged);
+        }
+        dirty = s.pools_dirty;
+        purged = s.pools_purged;
+        steps++;
+    }
+    CHECKF(steps == 2 * 63, "%d pools freed", steps);
+    CHECK(wrong == 0);
+    s = stats();
+    CHECKF(s.pools_purged == THRESHOLD + 1 &&
+               s.pools_dirty == 2 * 63 - THRESHOLD - 1,
+           "purged %zu, dirty %zu", s.pools_purged, s.pools_dirty);
+    CHECK(s.arenas_current == 2 && s.pools_in_use == 2);
+    for (int i = 0; i < n; i++) PyObject_Free(blk[i]);
+    s = stats();
+    CHECK(s.pooled_blocks == 0 && s.arenas_current <= 1);
+}
+
+/* RSS follows live data while one block per arena keeps every arena. */
+static void check_rss(void) {
+    PyHeap_HeapStats s0 = stats();
+    long r0 = rss();
+    int n = fill_arenas(ARENAS);
+    PyHeap_HeapStats s1 = stats();
+    long r1 = rss();
+    CHECKF(s1.arenas_current >= ARENAS, "%zu arenas", s1.arenas_current);
+
+    int pins = choose_pins(n);
+    for (int i = 0; i < n; i++) {
+        if (pinned[i]) continue;
+        PyObject_Free(blk[i]);
+        blk[i] = NULL;
+    }
+    PyHeap_HeapStats s2 = stats();
+    long r2 = rss();
+    printf("%d blocks, %d pins: arenas %zu -> %zu, purged %zu pools; "
+           "RSS %ld -> %ld -> %ld KiB\n",
+           n, pins, s1.arenas_current, s2.arenas_current,
+           s2.pools_purged - s0.pools_purged, r0 >> 10, r1 >> 10, r2 >> 10);
+    CHECKF((size_t)pins == s1.arenas_current, "%d pins, %zu arenas", pins,
+           s1.arenas_current);
+    CHECK(s2.arenas_current == s1.arenas_current);
+    CHECK(s2.pooled_blocks == (size_t)pins && s2.pools_in_use == (size_t)pins);
+    CHECK(s2.pools_dirty <= THRESHOLD);
+    CHECKF(s2.pools_purged - s0.pools_purged >= (size_t)pins * 63 - THRESHOLD,
+           "%zu pools purged", s2.pools_purged - s0.pools_purged);
+    CHECKF(r1 - r0 >= (long)(ARENAS - 2) * (long)ARENA, "RSS grew by %ld only",
+           r1 - r0);
+    CHECKF(r1 - r2 >= (r1 - r0) / 2, "RSS fell by %ld of %ld bytes", r1 - r2,
+           r1 - r0);
+
+    /* Purged pools read as zeroes; they must serve new blocks of another
+     * class with intact contents. */
+    int m = 0, bad = 0;
+    for (int i = 0; i < n; i++) {
+        if (blk[i] != NULL) continue;
+        blk[i] = PyObject_Malloc(48);
+        memset(blk[i], i & 0xFF, 48);
+        m++;
+    }
+    for (int i = 0; i < n; i++) {
+        if (pinned[i]) continue;
+        if (blk[i][0] != (i & 0xFF) || blk[i][47] != (i & 0xFF)) bad++;
+    }
+    CHECKF(bad == 0 && m > 0, "%d of %d reused blocks changed", bad, m);
+    for (int i = 0; i < n; i++) PyObject_Free(blk[i]);
+    PyHeap_HeapStats s3 = stats();
+    CHECK(s3.pooled_blocks == 0 && s3.arenas_current <= 1);
+}
+
+int main(void) {
+    memset(blk, 0, sizeof blk); /* resident before the first RSS reading */
+    check_threshold();
+    check_rss();
+    return harness_summary();
+}
