@@ -123,8 +123,14 @@ unsafe fn domain_realloc(
     }
     let t = rt.tables[d as usize];
     // SAFETY: calling the installed allocator per its contract.
-    t.realloc
-        .map_or(ptr::null_mut(), |f| unsafe { f(t.ctx, p, n) })
+    let q = t.realloc.map_or(ptr::null_mut(), |f| unsafe { f(t.ctx, p, n) });
+    if d == OBJ && !q.is_null() && q != p {
+        // An object block an installed allocator moved stays registered
+        // (a no-op if the allocator forwarded to the defaults, which did).
+        // SAFETY: as in domain_malloc; the allocator has returned.
+        unsafe { runtime() }.objects.move_raw(p.cast(), q.cast());
+    }
+    q
 }
 
 /// # Safety
@@ -138,6 +144,11 @@ unsafe fn domain_free(d: PyMemAllocatorDomain, p: *mut c_void, api: &'static str
         return unsafe { domains::pooled_free(rt, p.cast(), api) };
     }
     let t = rt.tables[d as usize];
+    if d == OBJ {
+        // An object block freed through an installed allocator leaves the
+        // registry of unpooled objects (the defaults do this themselves).
+        rt.objects.forget_raw(p.cast());
+    }
     if let Some(f) = t.free {
         // SAFETY: calling the installed allocator per its contract.
         unsafe { f(t.ctx, p) }
