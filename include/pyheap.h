@@ -223,7 +223,7 @@ typedef struct PyVarObject {
 /**
  * Size of the GC header before each GC object (CPython's `PyGC_Head`).
  */
-#define GC_HEADER_SIZE 16
+#define PYHEAP_GC_HEADER_SIZE 16
 
 /**
  * Slot id of `bf_getbuffer`.

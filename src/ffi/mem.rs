@@ -123,7 +123,9 @@ unsafe fn domain_realloc(
     }
     let t = rt.tables[d as usize];
     // SAFETY: calling the installed allocator per its contract.
-    let q = t.realloc.map_or(ptr::null_mut(), |f| unsafe { f(t.ctx, p, n) });
+    let q = t
+        .realloc
+        .map_or(ptr::null_mut(), |f| unsafe { f(t.ctx, p, n) });
     if d == OBJ && !q.is_null() && q != p {
         // An object block an installed allocator moved stays registered
         // (a no-op if the allocator forwarded to the defaults, which did).

@@ -144,9 +144,17 @@ fn gc_alloc(size: usize, zeroed: bool) -> *mut PyObject {
     let Some(total) = size.checked_add(GC_HEADER_SIZE) else {
         return error::null(Error::NoMemory);
     };
+    // Counted (and any automatic collection run) before the block exists,
+    // so no collection or finalizer can meet a registered object whose
+    // type is not set yet; uncounted again if the allocation fails.
     gc_link();
     let block = alloc_block(total, true, zeroed);
     if block.is_null() {
+        // SAFETY: runtime lock held; short borrow.
+        let st = unsafe { &mut runtime().gc };
+        if st.count[0] > 0 {
+            st.count[0] -= 1;
+        }
         return ptr::null_mut();
     }
     let g = block.cast::<PyGC_Head>();
