@@ -1,9 +1,11 @@
-/* pyheap demo: CPython's allocator API in a plain C program.
+/* pyheap demo: CPython's objects, cycle collector, weak references and
+ * allocator API in a plain C program.
  *
  * Build and run (from the repository root):
  *   cargo build --release && cc -O2 -Iinclude examples/demo.c \
  *     target/release/libpyheap.a -lpthread -ldl -lm -o target/demo && ./target/demo
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,7 +16,83 @@ typedef struct node {
     char name[40];
 } node;
 
+/* An object type written exactly as for CPython: a GC container that can
+ * be weakly referenced. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *partner;
+    PyObject *weakreflist;
+    int id;
+} Pair;
+
+static int pair_traverse(PyObject *self, visitproc visit, void *arg) {
+    Py_VISIT(((Pair *)self)->partner);
+    return 0;
+}
+
+static int pair_clear(PyObject *self) {
+    Py_CLEAR(((Pair *)self)->partner);
+    return 0;
+}
+
+static void pair_dealloc(PyObject *self) {
+    PyObject_GC_UnTrack(self);
+    if (((Pair *)self)->weakreflist != NULL) PyObject_ClearWeakRefs(self);
+    Py_CLEAR(((Pair *)self)->partner);
+    PyObject_GC_Del(self);
+}
+
+static PyTypeObject Pair_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "demo.Pair",
+    .tp_basicsize = sizeof(Pair),
+    .tp_dealloc = pair_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = pair_traverse,
+    .tp_clear = pair_clear,
+    .tp_weaklistoffset = offsetof(Pair, weakreflist),
+};
+
+static PyObject *pair_new(int id) {
+    Pair *p = PyObject_GC_New(Pair, &Pair_Type);
+    if (p == NULL) return NULL;
+    p->partner = NULL;
+    p->weakreflist = NULL;
+    p->id = id;
+    PyObject_GC_Track((PyObject *)p);
+    return (PyObject *)p;
+}
+
+static void on_death(PyObject *weakref, void *ctx) {
+    printf("  weakref callback: pair %d died (the weakref now gives %s)\n", *(int *)ctx,
+           PyWeakref_GetObject(weakref) == Py_None ? "None" : "the object");
+}
+
+static void objects_demo(void) {
+    if (PyType_Ready(&Pair_Type) != 0) return;
+    /* Two pairs pointing at each other: reference counting cannot free
+     * them, the cycle collector does. */
+    static int ids[2] = {1, 2};
+    PyObject *a = pair_new(ids[0]), *b = pair_new(ids[1]);
+    ((Pair *)a)->partner = Py_NewRef(b);
+    ((Pair *)b)->partner = Py_NewRef(a);
+    PyObject *wa = PyHeap_Weakref_NewRefWithCallback(a, on_death, &ids[0]);
+    PyObject *wb = PyHeap_Weakref_NewRefWithCallback(b, on_death, &ids[1]);
+    printf("objects: a cycle of two demo.Pair, refcounts %zd and %zd\n", Py_REFCNT(a),
+           Py_REFCNT(b));
+    Py_DECREF(a);
+    Py_DECREF(b);
+    printf("  after Py_DECREF of both: still alive, weakref gives %s\n",
+           PyWeakref_GetObject(wa) == a ? "the object" : "None");
+    Py_ssize_t n = PyGC_Collect();
+    printf("  PyGC_Collect() found %zd unreachable objects\n\n", n);
+    Py_DECREF(wa);
+    Py_DECREF(wb);
+}
+
 int main(void) {
+    objects_demo();
+
     /* Small objects come from 16 KiB pools inside 1 MiB arenas. */
     node *head = NULL;
     for (int i = 0; i < 100000; i++) {
