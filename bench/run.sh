@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Allocator benchmark: pyheap's PyObject_Malloc against CPython 3.11's
+# pymalloc, glibc, mimalloc and jemalloc over the workloads of
+# bench/alloc_bench.c. Builds pyheap (release) and the driver (-O2), then
+#   bash bench/run.sh            runs each workload RUNS times (5 by default)
+#                                per allocator, alternating allocators, and
+#                                prints median ns per call and the paired
+#                                ratios (median of per-run ratios)
+#   bash bench/run.sh callgrind  runs each (workload, allocator) once under
+#                                callgrind and prints the allocator's own
+#                                instructions per call
+# Raw results stay in bench/out/. Installs nothing: mimalloc and jemalloc
+# columns are skipped when their libraries are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-time}
+RUNS=${RUNS:-5}
+out=bench/out
+mkdir -p "$out"
+
+# libjemalloc.so.2 uses initial-exec TLS; dlopen needs this much spare room.
+export GLIBC_TUNABLES=glibc.rtld.optional_static_tls=8192
+
+have_lib() { ldconfig -p | grep -q "$1"; }
+allocs=(pyheap)
+if have_lib libpython3.11.so.1.0; then allocs+=(cpython-3.11); else
+    echo "libpython3.11 not found (apt-get install -y libpython3.11); skipping pymalloc" >&2; fi
+allocs+=(glibc)
+for a in mimalloc jemalloc; do
+    if have_lib "lib$a.so.2"; then allocs+=("$a"); else
+        echo "lib$a not found (apt-get install -y libmimalloc-dev libjemalloc-dev); skipping $a" >&2; fi
+done
+if [ "$mode" = callgrind ]; then
+    command -v valgrind >/dev/null && [ -f /usr/include/valgrind/callgrind.h ] || {
+        echo "callgrind mode needs valgrind and its header (apt-get install -y valgrind)" >&2
+        exit 1
+    }
+fi
+
+cargo build --release --quiet
+cc -O2 -Wall -Wextra -Iinclude bench/alloc_bench.c target/release/libpyheap.a \
+    -lpthread -ldl -lm -o "$out/alloc_bench"
+
+cases=()
+for w in lifo fifo random prodcons; do
+    for s in rand 16 64 256 512; do cases+=("$w $s"); done
+done
+cases+=("realloc rand")
+
+if [ "$mode" = callgrind ]; then
+    results="$out/alloc_callgrind.txt"
+    mkdir -p "$out/callgrind"
+    : > "$results"
+    for c in "${cases[@]}"; do
+        set -- $c
+        for a in "${allocs[@]}"; do
+            f="$out/callgrind/$1-$2-$a.out"
+            line=$(valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no \
+                --toggle-collect=bench_malloc --toggle-collect=bench_realloc \
+                --toggle-collect=bench_free --callgrind-out-file="$f" \
+                "$out/alloc_bench" "$1" "$2" "$a" callgrind 2>/dev/null)
+            # Collected: the wrappers and everything they call. The wrappers'
+            # self cost (the indirect call) is the driver's, not the allocator's.
+            total=$(sed -n 's/^totals: //p' "$f")
+            wrappers=$(callgrind_annotate --threshold=100 "$f" 2>/dev/null |
+                sed -n 's/^ *\([0-9,]*\) .*:bench_\(malloc\|realloc\|free\) .*/\1/p' |
+                tr -d , | awk '{s += $1} END {print s + 0}')
+            echo "$line ir=$((total - wrappers))" >> "$results"
+        done
+    done
+else
+    results="$out/alloc_results.txt"
+    : > "$results"
+    for c in "${cases[@]}"; do
+        set -- $c
+        for run in $(seq "$RUNS"); do
+            for a in "${allocs[@]}"; do
+                echo "$("$out/alloc_bench" "$1" "$2" "$a") run=$run" >> "$results"
+            done
+        done
+    done
+fi
+
+python3 - "$mode" "$results" "${allocs[@]}" <<'PY'
+import sys, statistics
+mode, path, allocs = sys.argv[1], sys.argv[2], sys.argv[3:]
+rows, order = {}, []
+for line in open(path):
+    kv = dict(p.split("=", 1) for p in line.split())
+    case = (kv["workload"], kv["sizes"])
+    if case not in order:
+        order.append(case)
+    rows.setdefault(case, {}).setdefault(kv["alloc"], []).append(kv)
+
+def cell(rs, base):
+    """Median of the metric, and of its per-run ratio to `base`'s runs."""
+    if mode == "callgrind":
+        v = [int(r["ir"]) / int(r["calls"]) for r in rs]
+        b = [int(r["ir"]) / int(r["calls"]) for r in base]
+    else:
+        v = [float(r["ns_per_call"]) for r in rs]
+        b = [float(r["ns_per_call"]) for r in base]
+    return statistics.median(v), statistics.median(x / y for x, y in zip(v, b))
+
+if mode == "callgrind":
+    print("Allocator instructions per call (callgrind Ir, one run; x = ratio to glibc)\n")
+else:
+    print(f"Median ns per call over {len(next(iter(rows.values()))['pyheap'])} runs "
+          "(x = median of per-run ratios to glibc)\n")
+pair = "cpython-3.11" in allocs
+print("| workload | sizes | " + " | ".join(allocs) + (" | pyheap / pymalloc |" if pair else " |"))
+print("|---|---|" + "---:|" * (len(allocs) + pair))
+for case in order:
+    r = rows[case]
+    cells = []
+    for a in allocs:
+        m, x = cell(r[a], r["glibc"])
+        cells.append(f"{m:.1f}" + ("" if a == "glibc" else f" ({x:.2f}x)"))
+    if pair:
+        cells.append(f"{cell(r['pyheap'], r['cpython-3.11'])[1]:.2f}x")
+    sizes = "8..512" if case[1] == "rand" else ("8 to 512" if case[1] == "grow" else case[1])
+    print(f"| {case[0]} | {sizes} | " + " | ".join(cells) + " |")
+PY
