@@ -9,6 +9,9 @@
 #   bash bench/run.sh callgrind  runs each (workload, allocator) once under
 #                                callgrind and prints the allocator's own
 #                                instructions per call
+#   bash bench/run.sh refcount   compiles bench/refcount_code.c against
+#                                pyheap.h and CPython's Python.h and counts
+#                                the instructions of Py_INCREF/Py_DECREF
 # Raw results stay in bench/out/. Installs nothing: mimalloc and jemalloc
 # columns are skipped when their libraries are missing.
 set -euo pipefail
@@ -17,6 +20,24 @@ mode=${1:-time}
 RUNS=${RUNS:-5}
 out=bench/out
 mkdir -p "$out"
+
+if [ "$mode" = refcount ]; then
+    cc -O2 -c -Iinclude bench/refcount_code.c -o "$out/refcount_pyheap.o"
+    cc -O2 -c -DUSE_CPYTHON -I/usr/include/python3.11 bench/refcount_code.c \
+        -o "$out/refcount_cpython.o"
+    # Instructions per function, alignment padding (nop) left out.
+    count() {
+        objdump -d --no-show-raw-insn "$1" | awk -v f="<$2>:" '
+            $2 == f { on = 1; next } on && NF == 0 { exit }
+            on && $2 !~ /^(nop|xchg|data16|cs)/ { n++ } END { print n + 0 }'
+    }
+    echo "| function (-O2) | pyheap.h | CPython 3.11 Python.h |"
+    echo "|---|---:|---:|"
+    for f in incref decref xincref xdecref setref; do
+        echo "| $f | $(count "$out/refcount_pyheap.o" $f) | $(count "$out/refcount_cpython.o" $f) |"
+    done
+    exit 0
+fi
 
 # libjemalloc.so.2 uses initial-exec TLS; dlopen needs this much spare room.
 export GLIBC_TUNABLES=glibc.rtld.optional_static_tls=8192
