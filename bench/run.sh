@@ -42,7 +42,8 @@ fi
 # libjemalloc.so.2 uses initial-exec TLS; dlopen needs this much spare room.
 export GLIBC_TUNABLES=glibc.rtld.optional_static_tls=8192
 
-have_lib() { ldconfig -p | grep -q "$1"; }
+# (no grep -q: with pipefail, its early exit would fail ldconfig with SIGPIPE)
+have_lib() { ldconfig -p | grep -F "$1" >/dev/null; }
 allocs=(pyheap)
 if have_lib libpython3.11.so.1.0; then allocs+=(cpython-3.11); else
     echo "libpython3.11 not found (apt-get install -y libpython3.11); skipping pymalloc" >&2; fi
@@ -80,13 +81,7 @@ if [ "$mode" = callgrind ]; then
                 --toggle-collect=bench_malloc --toggle-collect=bench_realloc \
                 --toggle-collect=bench_free --callgrind-out-file="$f" \
                 "$out/alloc_bench" "$1" "$2" "$a" callgrind 2>/dev/null)
-            # Collected: the wrappers and everything they call. The wrappers'
-            # self cost (the indirect call) is the driver's, not the allocator's.
-            total=$(sed -n 's/^totals: //p' "$f")
-            wrappers=$(callgrind_annotate --threshold=100 "$f" 2>/dev/null |
-                sed -n 's/^ *\([0-9,]*\) .*:bench_\(malloc\|realloc\|free\) .*/\1/p' |
-                tr -d , | awk '{s += $1} END {print s + 0}')
-            echo "$line ir=$((total - wrappers))" >> "$results"
+            echo "$line cg=$f" >> "$results"
         done
     done
 else
@@ -105,9 +100,39 @@ fi
 python3 - "$mode" "$results" "${allocs[@]}" <<'PY'
 import sys, statistics
 mode, path, allocs = sys.argv[1], sys.argv[2], sys.argv[3:]
+
+def allocator_cost(cg):
+    """From a callgrind output file: per wrapper (bench_malloc, bench_realloc,
+    bench_free), the number of calls and the cost of what it calls, which is
+    the allocator's own cost (the wrapper's self cost, the indirect call, is
+    left out)."""
+    names, fn, cfn, after_calls = {}, None, None, False
+    calls, cost = {}, {}
+    for line in open(cg):
+        if line[:3] in ("fn=", "cfn") and "(" in line:
+            key, _, rest = line.rstrip("\n").partition("=")
+            ident, _, name = rest.partition(" ")
+            if name:
+                names[ident] = name
+            if key == "fn":
+                fn = names[ident]
+            else:
+                cfn = names[ident]
+        elif line.startswith("calls="):
+            calls[cfn] = calls.get(cfn, 0) + int(line[6:].split()[0])
+            after_calls = True
+        elif after_calls and line[:1] in "0123456789+-*":
+            cost[fn] = cost.get(fn, 0) + int(line.split()[1])
+            after_calls = False
+    return {op: (calls.get("bench_" + op, 0), cost.get("bench_" + op, 0))
+            for op in ("malloc", "realloc", "free")}
+
 rows, order = {}, []
 for line in open(path):
     kv = dict(p.split("=", 1) for p in line.split())
+    if mode == "callgrind":
+        kv["ops"] = allocator_cost(kv["cg"])
+        kv["ir"] = sum(c for _, c in kv["ops"].values())
     case = (kv["workload"], kv["sizes"])
     if case not in order:
         order.append(case)
@@ -116,8 +141,8 @@ for line in open(path):
 def cell(rs, base):
     """Median of the metric, and of its per-run ratio to `base`'s runs."""
     if mode == "callgrind":
-        v = [int(r["ir"]) / int(r["calls"]) for r in rs]
-        b = [int(r["ir"]) / int(r["calls"]) for r in base]
+        v = [r["ir"] / int(r["calls"]) for r in rs]
+        b = [r["ir"] / int(r["calls"]) for r in base]
     else:
         v = [float(r["ns_per_call"]) for r in rs]
         b = [float(r["ns_per_call"]) for r in base]
@@ -128,6 +153,9 @@ if mode == "callgrind":
 else:
     print(f"Median ns per call over {len(next(iter(rows.values()))['pyheap'])} runs "
           "(x = median of per-run ratios to glibc)\n")
+def sizes(case):
+    return {"rand": "8..512", "grow": "8 to 512"}.get(case[1], case[1])
+
 pair = "cpython-3.11" in allocs
 print("| workload | sizes | " + " | ".join(allocs) + (" | pyheap / pymalloc |" if pair else " |"))
 print("|---|---|" + "---:|" * (len(allocs) + pair))
@@ -139,6 +167,18 @@ for case in order:
         cells.append(f"{m:.1f}" + ("" if a == "glibc" else f" ({x:.2f}x)"))
     if pair:
         cells.append(f"{cell(r['pyheap'], r['cpython-3.11'])[1]:.2f}x")
-    sizes = "8..512" if case[1] == "rand" else ("8 to 512" if case[1] == "grow" else case[1])
-    print(f"| {case[0]} | {sizes} | " + " | ".join(cells) + " |")
+    print(f"| {case[0]} | {sizes(case)} | " + " | ".join(cells) + " |")
+
+if mode == "callgrind":
+    print("\nInstructions per malloc / per free (realloc: per realloc)\n")
+    print("| workload | sizes | " + " | ".join(allocs) + " |")
+    print("|---|---|" + "---:|" * len(allocs))
+    for case in order:
+        cells = []
+        for a in allocs:
+            ops = rows[case][a][0]["ops"]
+            per = {op: c / n for op, (n, c) in ops.items() if n}
+            cells.append(f"{per['realloc']:.1f}" if case[0] == "realloc"
+                         else f"{per['malloc']:.1f} / {per['free']:.1f}")
+        print(f"| {case[0]} | {sizes(case)} | " + " | ".join(cells) + " |")
 PY
