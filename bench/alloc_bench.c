@@ -12,15 +12,18 @@
  * The shared libraries are opened with dlopen(RTLD_LOCAL) and their entry
  * points taken with dlsym: libpython exports the same names as pyheap, and
  * libmimalloc and libjemalloc export malloc/free, which would replace glibc's
- * for the whole process if they were linked. Every allocator is called
- * through the same function pointers, so each pays the same call overhead.
+ * for the whole process if they were linked. libjemalloc's initial-exec TLS
+ * needs GLIBC_TUNABLES=glibc.rtld.optional_static_tls=8192 for dlopen to
+ * succeed (bench/run.sh sets it). Every allocator is called through the same
+ * function pointers, so each pays the same call overhead.
  *
  * WORKLOAD   lifo      allocate 100,000 blocks, free them in reverse order
  *            fifo      allocate 100,000 blocks, free them in allocation order
  *            random    a live set of 100,000 blocks; each step frees a random
  *                      one and allocates a replacement
  *            prodcons  a ring of 32 batches of 1,000 blocks; each step
- *                      allocates a batch and frees the oldest, in order
+ *                      frees the oldest batch, in order, and allocates a
+ *                      new one in its place
  *            realloc   1,000 blocks, grown together from 8 to 512 bytes in
  *                      8-byte steps, then freed (SIZES is ignored)
  * SIZES      rand      uniform in 8..512 from a fixed-seed generator

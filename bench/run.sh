@@ -2,7 +2,7 @@
 # Allocator benchmark: pyheap's PyObject_Malloc against CPython 3.11's
 # pymalloc, glibc, mimalloc and jemalloc over the workloads of
 # bench/alloc_bench.c. Builds pyheap (release) and the driver (-O2), then
-#   bash bench/run.sh            runs each workload RUNS times (5 by default)
+#   bash bench/run.sh [time]     runs each workload RUNS times (5 by default)
 #                                per allocator, alternating allocators, and
 #                                prints median ns per call and the paired
 #                                ratios (median of per-run ratios)
@@ -17,6 +17,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-time}
+case "$mode" in time | callgrind | refcount) ;; *)
+    echo "usage: bash bench/run.sh [time|callgrind|refcount]" >&2
+    exit 2 ;;
+esac
 RUNS=${RUNS:-5}
 out=bench/out
 mkdir -p "$out"
