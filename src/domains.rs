@@ -305,9 +305,27 @@ pub unsafe extern "C" fn raw_free(_ctx: *mut c_void, p: *mut c_void) {
 /// Pooled malloc with the RAW fallback; the fast path of `PyObject_Malloc`.
 #[inline(always)]
 pub fn pooled_malloc(rt: &mut Runtime, n: usize) -> *mut u8 {
-    let p = rt.heap.alloc(n);
-    if !p.is_null() {
-        return p;
+    match rt.heap.try_alloc(n) {
+        Some(p) => p,
+        None => pooled_malloc_slow(rt, n),
+    }
+}
+
+/// A new pool for a small request, else (a large request, or no arena) the
+/// RAW domain; NULL above `PY_SSIZE_T_MAX`. Kept out of line and
+/// tail-called, so the fast path saves no registers.
+#[inline(never)]
+fn pooled_malloc_slow(rt: &mut Runtime, n: usize) -> *mut u8 {
+    if n > MAX_REQUEST {
+        return ptr::null_mut();
+    }
+    if n.wrapping_sub(1) < crate::alloc::size_class::SMALL_REQUEST_THRESHOLD {
+        let p = rt
+            .heap
+            .alloc_from_new_pool(crate::alloc::size_class::class_of(n));
+        if !p.is_null() {
+            return p;
+        }
     }
     pooled_malloc_raw(rt, n)
 }
@@ -343,19 +361,21 @@ pub fn pooled_calloc(rt: &mut Runtime, nelem: usize, elsize: usize) -> *mut u8 {
 /// `p` is null or a live block of the MEM/OBJ defaults (or of RAW).
 #[inline(always)]
 pub unsafe fn pooled_free(rt: &mut Runtime, p: *mut u8, api: &'static str) {
-    if p.is_null() {
-        return;
+    // NULL is never pooled (the address map refuses the first chunk), so
+    // its test waits for the slow path.
+    if !rt.heap.owns(p) {
+        // SAFETY: not pooled, so it came from the RAW domain.
+        return unsafe { pooled_free_raw(rt, p) };
     }
-    // SAFETY: caller's contract.
-    if unsafe { rt.heap.free(p, api) } {
-        return;
-    }
-    // SAFETY: not pooled, so it came from the RAW domain.
-    unsafe { pooled_free_raw(rt, p) }
+    // SAFETY: caller's contract; p is pooled.
+    unsafe { rt.heap.free_owned(p, api) }
 }
 
 #[inline(never)]
 unsafe fn pooled_free_raw(rt: &mut Runtime, p: *mut u8) {
+    if p.is_null() {
+        return;
+    }
     rt.raw_allocated_blocks = rt.raw_allocated_blocks.saturating_sub(1);
     rt.objects.forget_raw(p);
     // SAFETY: caller's contract.

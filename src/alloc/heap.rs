@@ -134,28 +134,56 @@ impl SmallHeap {
     /// falls back to the raw domain, as CPython does.
     #[inline(always)]
     pub fn alloc(&mut self, n: usize) -> *mut u8 {
+        if let Some(p) = self.try_alloc(n) {
+            return p;
+        }
         if n.wrapping_sub(1) >= SMALL_REQUEST_THRESHOLD {
             return ptr::null_mut();
+        }
+        self.alloc_from_new_pool(class_of(n))
+    }
+
+    /// The fast path of [`alloc`](Self::alloc): a block from the first
+    /// partly used pool of `n`'s class, or None when `n` is not a small
+    /// request or the class has no partly used pool (then
+    /// [`alloc_from_new_pool`](Self::alloc_from_new_pool) is next). The
+    /// pool's state changes on this path (its free list runs dry: carve a
+    /// virgin block, or it is full: off the used list) are inline, because a
+    /// steady random workload meets them on almost every call.
+    #[inline(always)]
+    pub fn try_alloc(&mut self, n: usize) -> Option<*mut u8> {
+        if n.wrapping_sub(1) >= SMALL_REQUEST_THRESHOLD {
+            return None;
         }
         let c = class_of(n);
         let pool = self.used[c];
         // SAFETY: used[c] is the sentinel or a live pool header (invariant 1).
         let block = unsafe { (*pool).freeblock };
         if block.is_null() {
-            return self.alloc_from_new_pool(c);
+            return None;
         }
         // SAFETY: pool is a live pool (the sentinel's free list is empty), and
         // block heads its free list, so its first word holds the next link.
+        // The pool heads the used list of class c, so unlinking it is
+        // replacing the head by its successor.
         unsafe {
             let next = block.cast::<*mut u8>().read();
-            (*pool).freeblock = next;
-            (*pool).count += 1;
+            let h = &mut *pool;
+            h.freeblock = next;
+            h.count += 1;
             pool::mark_live(pool, block);
-            if next.is_null() {
-                self.refill(pool);
+            if next.is_null() && !extend_from_virgin(pool) {
+                let succ = h.nextpool;
+                if succ.is_null() {
+                    self.used[c] = sentinel();
+                } else {
+                    (*succ).prevpool = ptr::null_mut();
+                    self.used[c] = succ;
+                    h.nextpool = ptr::null_mut();
+                }
             }
         }
-        block
+        Some(block)
     }
 
     /// Frees `p` if it is pooled and returns true; returns false (doing
@@ -169,22 +197,40 @@ impl SmallHeap {
         if !self.owns(p) {
             return false;
         }
+        // SAFETY: forwarded contract; p is ours.
+        unsafe { self.free_owned(p, api) };
+        true
+    }
+
+    /// Frees the pooled `p` ([`owns`](Self::owns) is true). A full pool that
+    /// gets a block back is put first on its class's used list inline; a
+    /// pool that becomes empty goes to the (tail-called) slow path.
+    ///
+    /// # Safety
+    /// `owns(p)`; `p` must not be used after it is freed.
+    #[inline(always)]
+    pub unsafe fn free_owned(&mut self, p: *mut u8, api: &'static str) {
         let pool = pool_of(p);
         // SAFETY: p is inside one of our pools, so its pool's header is
         // readable memory of ours (zeroes if the pool was never used).
         unsafe {
             if !pool::take_live(pool, p) {
-                self.bad_pointer(p, api);
+                return self.report_bad_free(p, api);
             }
-            let old = (*pool).freeblock;
+            let h = &mut *pool;
+            let old = h.freeblock;
             p.cast::<*mut u8>().write(old);
-            (*pool).freeblock = p;
-            (*pool).count -= 1;
-            if old.is_null() || (*pool).count == 0 {
-                self.pool_state_changed(pool, old.is_null());
+            h.freeblock = p;
+            h.count -= 1;
+            if h.count == 0 {
+                return self.pool_emptied(pool, old.is_null());
+            }
+            if old.is_null() {
+                // Was full: it has a free block again. Put it first, so the
+                // next allocation of its class reuses this block.
+                self.push_used(pool);
             }
         }
-        true
     }
 
     /// The block size of the allocated pooled block `p`, or None if `p` is
@@ -209,22 +255,10 @@ impl SmallHeap {
         }
     }
 
-    /// The pool just ran out of free blocks: give it a virgin one, or take it
-    /// off the used list because it is full.
+    /// Slow path of `alloc`: no partly used pool of class `c` exists. Null
+    /// if no arena could be had.
     #[inline(never)]
-    fn refill(&mut self, pool: *mut PoolHeader) {
-        // SAFETY: pool is a live pool on the used list with an empty free list.
-        unsafe {
-            if extend_from_virgin(pool) {
-                return;
-            }
-            self.unlink_used(pool);
-        }
-    }
-
-    /// Slow path of `alloc`: no partly used pool of class `c` exists.
-    #[inline(never)]
-    fn alloc_from_new_pool(&mut self, c: usize) -> *mut u8 {
+    pub fn alloc_from_new_pool(&mut self, c: usize) -> *mut u8 {
         let mut idx = self.arenas.fullest_with_room();
         if idx == NONE {
             match self.new_arena() {
@@ -260,20 +294,27 @@ impl SmallHeap {
         }
     }
 
-    /// Called by `free` when the pool was full or has become empty.
+    /// The misuse report of `free`, reached by a tail jump. It never
+    /// returns, but if the compiler knew that, it would call it instead and
+    /// make the whole fast path align the stack for the call; the opaque
+    /// condition hides it.
+    #[cold]
+    #[inline(never)]
+    fn report_bad_free(&self, p: *mut u8, api: &'static str) {
+        if core::hint::black_box(true) {
+            self.bad_pointer(p, api)
+        }
+    }
+
+    /// Called by `free` when the pool has become empty (`was_full`: it held
+    /// a single block, so it was on no used list).
     ///
     /// # Safety
     /// `pool` is a live pool header just updated by `free`.
     #[inline(never)]
-    unsafe fn pool_state_changed(&mut self, pool: *mut PoolHeader, was_full: bool) {
+    unsafe fn pool_emptied(&mut self, pool: *mut PoolHeader, was_full: bool) {
         // SAFETY: caller's contract; list operations keep invariant 1.
         unsafe {
-            if (*pool).count != 0 {
-                // Was full: it has a free block again. Put it first, so the
-                // next allocation of its class reuses the block just freed.
-                self.push_used(pool);
-                return;
-            }
             if !was_full {
                 self.unlink_used(pool);
             }
@@ -307,11 +348,16 @@ impl SmallHeap {
 
     /// # Safety
     /// `pool` is a live header not on any list.
+    #[inline(always)]
     unsafe fn push_used(&mut self, pool: *mut PoolHeader) {
         // SAFETY: caller's contract; `head` is the sentinel or a live header.
         unsafe {
             let c = (*pool).szidx as usize;
-            let head = self.used[c];
+            // szidx < NB_SMALL_SIZE_CLASSES in every live header; the
+            // unchecked access keeps a panic path out of `free`.
+            debug_assert!(c < self.used.len());
+            let slot = self.used.get_unchecked_mut(c);
+            let head = *slot;
             (*pool).prevpool = ptr::null_mut();
             if head == sentinel() {
                 (*pool).nextpool = ptr::null_mut();
@@ -319,7 +365,7 @@ impl SmallHeap {
                 (*pool).nextpool = head;
                 (*head).prevpool = pool;
             }
-            self.used[c] = pool;
+            *slot = pool;
         }
     }
 
@@ -570,11 +616,17 @@ impl SmallHeap {
                 return Err(format!("radix.rs: arena {idx} not registered"));
             }
             for i in 0..a.npools {
+                // SAFETY: every pool of a live arena has readable header
+                // memory (a live header, zeroes, or a stale header).
+                let h = unsafe { &*(a.pool_addr(i) as *const PoolHeader) };
                 if a.free_mask >> i & 1 == 0 {
-                    // SAFETY: a pool in use has a live header.
-                    let h = unsafe { &*(a.pool_addr(i) as *const PoolHeader) };
                     check_pool(h, idx)
                         .map_err(|e| format!("pool.rs {e} (pool {:#x})", a.pool_addr(i)))?;
+                } else if h.live.iter().chain(h.objs.iter()).any(|&w| w != 0) {
+                    return Err(format!(
+                        "pool.rs (6) free pool {:#x} has live or object bits",
+                        a.pool_addr(i)
+                    ));
                 }
             }
         }

@@ -20,6 +20,12 @@
 //! 5. `objs` ⊆ `live`: a block is marked as holding an object only while it
 //!    is allocated (free clears both bits in one step).
 //!
+//! And of every pool of an arena, in use or not:
+//! 6. When the pool is not in use, `live` and `objs` are all zero (its last
+//!    block's free cleared them; a new arena's memory is zero or its headers
+//!    are zeroed; a purge gives back zero pages). So `init_pool` does not
+//!    clear them.
+//!
 //! The live bitmap is what lets `free` reject a double free, or a pointer
 //! into the middle of a block, in a few instructions and in every mode. A
 //! bit stands for a 16-byte granule, so an address that is not 16-byte
@@ -207,20 +213,18 @@ pub unsafe fn init_pool(pool: *mut PoolHeader, arena: u32, c: usize) -> *mut u8 
     unsafe {
         let first = base.add(POOL_OVERHEAD);
         let second = first.add(size);
-        pool.write(PoolHeader {
-            freeblock: second,
-            count: 1,
-            szidx: c as u32,
-            nextpool: ptr::null_mut(),
-            prevpool: ptr::null_mut(),
-            arena,
-            nextoffset: (POOL_OVERHEAD + 2 * size) as u32,
-            maxnextoffset: (POOL_SIZE - size) as u32,
-            size: size as u32,
-            live: [0; LIVE_WORDS],
-            objs: [0; LIVE_WORDS],
-            gcs: [0; LIVE_WORDS],
-        });
+        // The bitmaps are already clear (invariant 6): only the scalar
+        // fields are written.
+        let h = &mut *pool;
+        h.freeblock = second;
+        h.count = 1;
+        h.szidx = c as u32;
+        h.nextpool = ptr::null_mut();
+        h.prevpool = ptr::null_mut();
+        h.arena = arena;
+        h.nextoffset = (POOL_OVERHEAD + 2 * size) as u32;
+        h.maxnextoffset = (POOL_SIZE - size) as u32;
+        h.size = size as u32;
         second.cast::<*mut u8>().write(ptr::null_mut());
         mark_live(pool, first);
         first

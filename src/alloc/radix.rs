@@ -13,12 +13,17 @@
 //! inside it (its ends are pool-aligned and it spans the arena's whole
 //! middle), so each chunk needs two numbers:
 //!
-//! | field  | meaning |
+//! | number | meaning |
 //! |--------|---------|
 //! | `low`  | offsets `[0, low)` belong to an arena that began in an earlier chunk |
 //! | `high` | offsets `[ARENA_SIZE - high, ARENA_SIZE)` belong to an arena that begins here |
 //!
-//! A zeroed entry owns nothing, so freshly mapped leaves need no set-up.
+//! The entry stores `low` and the length of the gap between the two,
+//! `gap = ARENA_SIZE - low - high`, so that the test is one subtraction and
+//! one unsigned compare: an offset is ours iff `offset - low` (wrapping)
+//! is at least `gap`. The gap is stored XOR `ARENA_SIZE`, so that a zeroed
+//! entry (gap `ARENA_SIZE`) owns nothing and freshly mapped leaves need no
+//! set-up.
 
 use core::ptr;
 
@@ -36,7 +41,30 @@ const ROOT_LEN: usize = 1 << ROOT_BITS;
 #[repr(C)]
 pub struct Coverage {
     low: u32,
-    high: u32,
+    /// `gap ^ ARENA_SIZE` (see the module docs).
+    gap_x: u32,
+}
+
+impl Coverage {
+    fn high(&self) -> u32 {
+        ARENA_SIZE as u32 - self.low - (self.gap_x ^ ARENA_SIZE as u32)
+    }
+
+    fn set(&mut self, low: u32, high: u32) {
+        debug_assert!(low as usize + high as usize <= ARENA_SIZE);
+        self.low = low;
+        self.gap_x = (ARENA_SIZE as u32 - low - high) ^ ARENA_SIZE as u32;
+    }
+
+    fn set_low(&mut self, low: u32) {
+        let high = self.high();
+        self.set(low, high);
+    }
+
+    fn set_high(&mut self, high: u32) {
+        let low = self.low;
+        self.set(low, high);
+    }
 }
 
 type Leaf = [Coverage; LEAF_LEN];
@@ -51,7 +79,7 @@ pub struct RadixMap {
 /// Why a range could not be registered.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RegisterError {
-    /// The range is not below 2^48.
+    /// The range is not below 2^48, or starts in the first chunk.
     OutOfRange,
     /// No memory for a leaf.
     NoMemory,
@@ -77,7 +105,7 @@ impl RadixMap {
     }
 
     /// True iff `addr` lies inside a registered range. Costs one compare, two
-    /// dependent loads and two compares.
+    /// dependent loads, a subtraction and a compare.
     #[inline(always)]
     pub fn contains(&self, addr: usize) -> bool {
         if addr >> ADDRESS_BITS != 0 {
@@ -92,7 +120,7 @@ impl RadixMap {
         // masked to LEAF_BITS.
         let cov = unsafe { (*leaf)[(addr >> ARENA_BITS) & (LEAF_LEN - 1)] };
         let off = (addr & (ARENA_SIZE - 1)) as u32;
-        off < cov.low || off >= ARENA_SIZE as u32 - cov.high
+        off.wrapping_sub(cov.low) >= cov.gap_x ^ ARENA_SIZE as u32
     }
 
     fn entry_mut(&mut self, chunk: usize) -> Result<&mut Coverage, RegisterError> {
@@ -118,7 +146,9 @@ impl RadixMap {
     /// every arena's pool range; see the module docs).
     pub fn register(&mut self, start: usize, end: usize) -> Result<(), RegisterError> {
         debug_assert!(start < end && end - start <= ARENA_SIZE);
-        if end > 1usize << ADDRESS_BITS {
+        // The first chunk is never ours, so that NULL is never ours and the
+        // free fast path needs no NULL test of its own.
+        if end > 1usize << ADDRESS_BITS || start < ARENA_SIZE {
             return Err(RegisterError::OutOfRange);
         }
         let first = start >> ARENA_BITS;
@@ -132,16 +162,17 @@ impl RadixMap {
             let e = self.entry_mut(first)?;
             if start_off == 0 && end_off != 0 {
                 // Starts at the chunk's start and ends inside it.
-                e.low = end_off;
+                e.set_low(end_off);
             } else {
                 // Ends at the chunk's end (or is the whole chunk).
                 debug_assert!(end_off == 0);
-                e.high = ARENA_SIZE as u32 - start_off;
+                e.set_high(ARENA_SIZE as u32 - start_off);
             }
         } else {
             debug_assert!(end_off != 0);
-            self.entry_mut(first)?.high = ARENA_SIZE as u32 - start_off;
-            self.entry_mut(last)?.low = end_off;
+            self.entry_mut(first)?
+                .set_high(ARENA_SIZE as u32 - start_off);
+            self.entry_mut(last)?.set_low(end_off);
         }
         Ok(())
     }
@@ -154,16 +185,16 @@ impl RadixMap {
         let ends_inside = end & (ARENA_SIZE - 1) != 0;
         if first == last && starts_at_boundary && ends_inside {
             if let Ok(e) = self.entry_mut(first) {
-                e.low = 0;
+                e.set_low(0);
             }
             return;
         }
         if let Ok(e) = self.entry_mut(first) {
-            e.high = 0;
+            e.set_high(0);
         }
         if first != last {
             if let Ok(e) = self.entry_mut(last) {
-                e.low = 0;
+                e.set_low(0);
             }
         }
     }

@@ -73,13 +73,15 @@ const OBJ: PyMemAllocatorDomain = PyMemAllocatorDomain::PYMEM_DOMAIN_OBJ;
 
 #[inline(always)]
 fn domain_malloc(d: PyMemAllocatorDomain, size: usize) -> *mut c_void {
-    if size > MAX_REQUEST {
-        return ptr::null_mut();
-    }
     // SAFETY: MEM/OBJ callers hold the runtime lock (CPython's rule).
     let rt = unsafe { runtime() };
     if rt.direct[d as usize] {
+        // The size limit is tested on the slow path: a small request is
+        // below it.
         return domains::pooled_malloc(rt, size).cast();
+    }
+    if size > MAX_REQUEST {
+        return ptr::null_mut();
     }
     let t = rt.tables[d as usize];
     // SAFETY: calling the installed allocator per its contract.
@@ -145,6 +147,18 @@ unsafe fn domain_free(d: PyMemAllocatorDomain, p: *mut c_void, api: &'static str
         // SAFETY: caller's contract.
         return unsafe { domains::pooled_free(rt, p.cast(), api) };
     }
+    // SAFETY: forwarded contract.
+    unsafe { installed_free(d, p) }
+}
+
+/// `free` through an installed table (kept out of the fast path).
+///
+/// # Safety
+/// `p` is NULL or a live block of domain `d`, not used afterwards.
+#[inline(never)]
+unsafe fn installed_free(d: PyMemAllocatorDomain, p: *mut c_void) {
+    // SAFETY: as in domain_malloc.
+    let rt = unsafe { runtime() };
     let t = rt.tables[d as usize];
     if d == OBJ {
         // An object block freed through an installed allocator leaves the
