@@ -186,6 +186,16 @@ impl SmallHeap {
         Some(block)
     }
 
+    /// [`try_alloc`](Self::try_alloc) for an object block: the block is also
+    /// marked as holding an object (a GC object if `gc`).
+    #[inline(always)]
+    pub fn try_alloc_object(&mut self, n: usize, gc: bool) -> Option<*mut u8> {
+        let p = self.try_alloc(n)?;
+        // SAFETY: p was just allocated from its pool.
+        unsafe { pool::mark_object(pool_of(p), p, gc) };
+        Some(p)
+    }
+
     /// Frees `p` if it is pooled and returns true; returns false (doing
     /// nothing) if `p` is not ours. A pooled `p` that is not an allocated
     /// block's start is a fatal misuse report naming `api`.

@@ -31,7 +31,22 @@ pub unsafe fn var_size(tp: *const PyTypeObject, n: Py_ssize_t) -> Option<usize> 
 
 /// Allocates an object block of `size` bytes from the OBJ domain and
 /// records it as an object block. Null (with `MemoryError`) on failure.
+#[inline]
 pub fn alloc_block(size: usize, gc: bool, zeroed: bool) -> *mut u8 {
+    // SAFETY: the runtime lock is held by our caller; the borrow ends here.
+    let rt = unsafe { runtime() };
+    // With the default OBJ table (nothing to see the call), straight from
+    // the pool heap, marked as an object in the same step.
+    if !zeroed && rt.direct[crate::domains::PyMemAllocatorDomain::PYMEM_DOMAIN_OBJ as usize] {
+        if let Some(p) = rt.heap.try_alloc_object(size, gc) {
+            return p;
+        }
+    }
+    alloc_block_slow(size, gc, zeroed)
+}
+
+#[inline(never)]
+fn alloc_block_slow(size: usize, gc: bool, zeroed: bool) -> *mut u8 {
     let p = if zeroed {
         PyObject_Calloc(1, size)
     } else {

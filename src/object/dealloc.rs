@@ -62,20 +62,23 @@ pub unsafe fn decref(op: *mut PyObject) {
 ///
 /// # Safety
 /// `op` is an object whose count just reached zero.
+#[inline]
 pub unsafe fn dealloc(op: *mut PyObject) {
     // SAFETY: runtime lock held; each access to the runtime is short and
-    // none is live while tp_dealloc (user code) runs.
+    // none is live while tp_dealloc (user code) runs. Everything but the
+    // common case is out of line, so this path saves few registers.
     unsafe {
-        let depth = runtime().objects.dealloc_depth;
+        let st = &mut runtime().objects;
+        let depth = st.dealloc_depth;
         if depth >= TRASHCAN_LIMIT {
-            defer(op);
-            return;
+            return defer(op);
         }
-        runtime().objects.dealloc_depth = depth + 1;
+        st.dealloc_depth = depth + 1;
         call_tp_dealloc(op);
         let st = &mut runtime().objects;
         st.dealloc_depth -= 1;
-        if st.dealloc_depth == 0 && !st.deferred.is_null() {
+        // Deferred objects are rare: test for them first.
+        if !st.deferred.is_null() && st.dealloc_depth == 0 {
             drain();
         }
     }
@@ -83,14 +86,31 @@ pub unsafe fn dealloc(op: *mut PyObject) {
 
 /// # Safety
 /// `op` is a dead object (count zero).
+#[inline(always)]
 unsafe fn call_tp_dealloc(op: *mut PyObject) {
     // SAFETY: a dead object still has its type.
     unsafe {
         let tp = (*op).ob_type;
         match (*tp).tp_dealloc {
-            // An object with weak references: check its deallocator
-            // cleared them (one test of the type on the common path).
-            Some(f) if (*tp).tp_weaklistoffset != 0 && crate::weakref::supports(tp) => {
+            Some(f) if (*tp).tp_weaklistoffset == 0 => f(op),
+            _ => call_tp_dealloc_checked(op),
+        }
+    }
+}
+
+/// `tp_dealloc` of an object whose type supports weak references (then
+/// checking that the deallocator cleared them), or a fatal error for a type
+/// without `tp_dealloc`.
+///
+/// # Safety
+/// `op` is a dead object (count zero).
+#[inline(never)]
+unsafe fn call_tp_dealloc_checked(op: *mut PyObject) {
+    // SAFETY: a dead object still has its type.
+    unsafe {
+        let tp = (*op).ob_type;
+        match (*tp).tp_dealloc {
+            Some(f) if crate::weakref::supports(tp) => {
                 let saved = crate::weakref::snapshot(op);
                 f(op);
                 if !saved[0].is_null() {
@@ -108,6 +128,8 @@ unsafe fn call_tp_dealloc(op: *mut PyObject) {
 
 /// # Safety
 /// `op` is a dead object not yet deallocated.
+#[cold]
+#[inline(never)]
 unsafe fn defer(op: *mut PyObject) {
     // SAFETY: runtime lock held; a dead GC object is unlinked from its
     // generation so no collection sees its borrowed count field, and marked
@@ -132,6 +154,8 @@ unsafe fn defer(op: *mut PyObject) {
 ///
 /// # Safety
 /// Called by the outermost `_Py_Dealloc`, with the runtime lock held.
+#[cold]
+#[inline(never)]
 unsafe fn drain() {
     // SAFETY: runtime lock held; the list holds dead objects linked by the
     // complemented `ob_refcnt` (see the module docs).
