@@ -64,9 +64,10 @@ unsafe fn traverse(
 /// `op` is a live object.
 #[inline(always)]
 unsafe fn collecting_header(op: *mut PyObject) -> Option<*mut PyGC_Head> {
-    // SAFETY: a GC object has a header before it.
+    // SAFETY: a GC object has a header before it. (`Py_VISIT` never passes
+    // NULL, so, as in CPython, there is no test for it.)
     unsafe {
-        if op.is_null() || !is_gc(op) {
+        if !is_gc(op) {
             return None;
         }
         let g = as_gc(op);
@@ -92,9 +93,10 @@ unsafe extern "C" fn visit_decref(op: *mut PyObject, _arg: *mut c_void) -> c_int
     // SAFETY: tp_traverse hands us live objects.
     unsafe {
         if let Some(g) = collecting_header(op) {
-            let r = refs(g);
-            if r > 0 {
-                set_refs(g, r - 1);
+            // gc_refs -= 1, stopping at 0 (more references than the count
+            // says is the caller's bug; it must not eat the flag bits).
+            if (*g)._gc_prev >= 1 << PREV_SHIFT {
+                (*g)._gc_prev -= 1 << PREV_SHIFT;
             }
         }
     }
@@ -335,8 +337,14 @@ pub unsafe fn collect_with_callbacks(generation: usize) -> isize {
 /// `young` is a live GC list of reachable objects.
 unsafe fn untrack_tuples(young: *mut PyGC_Head) {
     // SAFETY: caller's contract; `for_each` reads the next node before the
-    // callback, which may unlink the current one.
-    unsafe { list::for_each(young, |g| crate::object::tuple::maybe_untrack(from_gc(g))) }
+    // callback, which may unlink the current one. Without tuples, a whole
+    // pass over the survivors is saved.
+    unsafe {
+        if runtime().objects.tuples == 0 {
+            return;
+        }
+        list::for_each(young, |g| crate::object::tuple::maybe_untrack(from_gc(g)))
+    }
 }
 
 /// The collection proper; returns (collected, uncollectable).

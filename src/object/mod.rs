@@ -31,6 +31,8 @@ pub struct ObjectState {
     pub dealloc_depth: usize,
     /// Objects whose deallocation was deferred, linked through `ob_refcnt`.
     pub deferred: *mut PyObject,
+    /// Live tuples (the collector skips its tuple-untracking pass at 0).
+    pub tuples: usize,
 }
 
 impl ObjectState {
@@ -40,6 +42,7 @@ impl ObjectState {
             raw: BTreeMap::new(),
             dealloc_depth: 0,
             deferred: core::ptr::null_mut(),
+            tuples: 0,
         }
     }
 

@@ -55,6 +55,8 @@ unsafe extern "C" fn tuple_dealloc(op: *mut PyObject) {
             }
         }
         super::alloc::gc_del(op);
+        let st = &mut crate::domains::runtime().objects;
+        st.tuples = st.tuples.saturating_sub(1);
     }
 }
 
@@ -115,6 +117,7 @@ pub fn new(n: Py_ssize_t) -> *mut PyObject {
             return core::ptr::null_mut();
         }
         core::ptr::write_bytes((*t).ob_item.as_mut_ptr(), 0, n as usize);
+        crate::domains::runtime().objects.tuples += 1;
         gc_track(t.cast(), "PyTuple_New");
         t.cast()
     }
