@@ -58,6 +58,9 @@ pub struct WeakrefState {
     /// by object address. Boxed so a head keeps its address while the map
     /// changes.
     managed: BTreeMap<usize, Box<*mut PyWeakReference>>,
+    /// Weak reference objects alive: without any, a collection skips its
+    /// weak-reference pass.
+    live: usize,
 }
 
 impl WeakrefState {
@@ -65,6 +68,7 @@ impl WeakrefState {
     pub const fn new() -> Self {
         WeakrefState {
             managed: BTreeMap::new(),
+            live: 0,
         }
     }
 
@@ -104,6 +108,8 @@ unsafe extern "C" fn weakref_dealloc(op: *mut PyObject) {
     unsafe {
         gc_untrack(op);
         clear_weakref(op.cast());
+        let st = &mut runtime().weakrefs;
+        st.live = st.live.saturating_sub(1);
         match (*(*op).ob_type).tp_free {
             Some(free) => free(op.cast()),
             None => gc_del(op),
@@ -424,6 +430,7 @@ unsafe fn new_weakref(
         if wr.is_null() {
             return wr;
         }
+        runtime().weakrefs.live += 1;
         (*wr).wr_object = ob;
         (*wr).wr_callback = callback;
         if !callback.is_null() {
@@ -843,6 +850,9 @@ pub unsafe fn handle_gc_weakrefs(
     // SAFETY: caller's contract; nothing below runs user code until the
     // callbacks, and by then every trash object is detached.
     unsafe {
+        if runtime().weakrefs.live == 0 {
+            return (0, false); // no weak reference anywhere: nothing to clear
+        }
         list::init(to_call);
         list::for_each(unreachable, |g| {
             let op = gc::from_gc(g);

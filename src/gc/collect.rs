@@ -137,8 +137,10 @@ unsafe extern "C" fn visit_reachable(op: *mut PyObject, arg: *mut c_void) -> c_i
 /// move_unreachable. Pre: `young` after subtract_refs. Post: `young` holds
 /// the reachable objects, doubly linked again, collecting flag cleared;
 /// `unreachable` holds the rest, doubly linked, each marked in `_gc_next`
-/// and still flagged collecting.
-unsafe fn move_unreachable(young: *mut PyGC_Head, unreachable: *mut PyGC_Head) {
+/// and still flagged collecting. Returns how many objects are reachable
+/// (sparing the caller a pass to count them).
+unsafe fn move_unreachable(young: *mut PyGC_Head, unreachable: *mut PyGC_Head) -> usize {
+    let mut reachable = 0;
     // SAFETY: caller's contract; see the pre- and post-conditions.
     unsafe {
         let mut prev = young;
@@ -148,6 +150,7 @@ unsafe fn move_unreachable(young: *mut PyGC_Head, unreachable: *mut PyGC_Head) {
                 traverse(g, visit_reachable, young.cast());
                 (*g)._gc_prev = (prev as usize) | ((*g)._gc_prev & PREV_MASK_FINALIZED);
                 prev = g;
+                reachable += 1;
             } else {
                 (*prev)._gc_next = (*g)._gc_next;
                 let last = list::prev(unreachable);
@@ -160,6 +163,7 @@ unsafe fn move_unreachable(young: *mut PyGC_Head, unreachable: *mut PyGC_Head) {
         }
         (*young)._gc_prev = prev as usize;
     }
+    reachable
 }
 
 /// Removes the unreachable marks from `_gc_next` of a list.
@@ -175,13 +179,14 @@ unsafe fn clear_unreachable_mask(head: *mut PyGC_Head) {
     }
 }
 
-/// update_refs + subtract_refs + move_unreachable.
-unsafe fn deduce_unreachable(base: *mut PyGC_Head, unreachable: *mut PyGC_Head) {
+/// update_refs + subtract_refs + move_unreachable; returns how many
+/// objects stayed in `base`.
+unsafe fn deduce_unreachable(base: *mut PyGC_Head, unreachable: *mut PyGC_Head) -> usize {
     // SAFETY: caller's contract.
     unsafe {
         update_refs(base);
         subtract_refs(base);
-        move_unreachable(base, unreachable);
+        move_unreachable(base, unreachable)
     }
 }
 
@@ -331,20 +336,23 @@ pub unsafe fn collect_with_callbacks(generation: usize) -> isize {
     collected + uncollectable
 }
 
-/// Untracks the surviving tuples that cannot be part of a cycle.
+/// Untracks the surviving tuples that cannot be part of a cycle; returns
+/// how many.
 ///
 /// # Safety
 /// `young` is a live GC list of reachable objects.
-unsafe fn untrack_tuples(young: *mut PyGC_Head) {
+unsafe fn untrack_tuples(young: *mut PyGC_Head) -> usize {
+    let mut n = 0;
     // SAFETY: caller's contract; `for_each` reads the next node before the
     // callback, which may unlink the current one. Without tuples, a whole
     // pass over the survivors is saved.
     unsafe {
         if runtime().objects.tuples == 0 {
-            return;
+            return 0;
         }
-        list::for_each(young, |g| crate::object::tuple::maybe_untrack(from_gc(g)))
+        list::for_each(young, |g| n += crate::object::tuple::maybe_untrack(from_gc(g)) as usize);
     }
+    n
 }
 
 /// The collection proper; returns (collected, uncollectable).
@@ -387,19 +395,18 @@ unsafe fn collect_main(generation: usize) -> (isize, isize) {
         };
         let unreachable: *mut PyGC_Head = &mut unreachable_head;
         list::init(unreachable);
-        deduce_unreachable(young, unreachable);
-        untrack_tuples(young);
+        let survivors = deduce_unreachable(young, unreachable) - untrack_tuples(young);
 
         // Survivors move on.
         if young != old {
             if generation == NUM_GENERATIONS - 2 {
-                runtime().gc.long_lived_pending += list::len(young) as isize;
+                runtime().gc.long_lived_pending += survivors as isize;
             }
             list::merge(young, old);
         } else {
             let st = &mut runtime().gc;
             st.long_lived_pending = 0;
-            st.long_lived_total = list::len(young) as isize;
+            st.long_lived_total = survivors as isize;
         }
 
         clear_unreachable_mask(unreachable);

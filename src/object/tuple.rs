@@ -207,27 +207,28 @@ pub unsafe fn set_item(op: *mut PyObject, i: Py_ssize_t, item: *mut PyObject) ->
 
 /// During a collection: an exact tuple whose items are all non-GC objects
 /// or untracked tuples cannot be part of a cycle, so it is untracked
-/// (CPython's `_PyTuple_MaybeUntrack`).
+/// (CPython's `_PyTuple_MaybeUntrack`). Returns whether it was untracked.
 ///
 /// # Safety
 /// `op` is a live, tracked object, outside the collection's flagged set.
-pub unsafe fn maybe_untrack(op: *mut PyObject) {
+pub unsafe fn maybe_untrack(op: *mut PyObject) -> bool {
     // SAFETY: caller's contract.
     unsafe {
         if (*op).ob_type != tuple_type() {
-            return;
+            return false;
         }
         for i in 0..(*op.cast::<PyVarObject>()).ob_size.max(0) {
             let item = *item_slot(op, i);
             if item.is_null() {
-                return;
+                return false;
             }
             // A GC object other than an exact tuple may be tracked at any
             // time; an exact tuple only matters while it is tracked.
             if is_gc(item) && ((*item).ob_type != tuple_type() || gc::is_tracked(gc::as_gc(item))) {
-                return;
+                return false;
             }
         }
         gc::untrack(gc::as_gc(op));
+        true
     }
 }
