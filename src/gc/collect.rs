@@ -350,7 +350,9 @@ unsafe fn untrack_tuples(young: *mut PyGC_Head) -> usize {
         if runtime().objects.tuples == 0 {
             return 0;
         }
-        list::for_each(young, |g| n += crate::object::tuple::maybe_untrack(from_gc(g)) as usize);
+        list::for_each(young, |g| {
+            n += crate::object::tuple::maybe_untrack(from_gc(g)) as usize
+        });
     }
     n
 }
