@@ -390,7 +390,7 @@ pub unsafe fn pooled_realloc(rt: &mut Runtime, p: *mut u8, n: usize, api: &'stat
     if p.is_null() {
         return pooled_malloc(rt, n);
     }
-    let Some(size) = rt.heap.block_size(p, api) else {
+    if !rt.heap.owns(p) {
         // Not ours: pymalloc never adopts a foreign block.
         // SAFETY: caller's contract; p is a RAW block.
         let q = unsafe { raw_domain_realloc(&rt.tables[0], p, n) };
@@ -398,7 +398,9 @@ pub unsafe fn pooled_realloc(rt: &mut Runtime, p: *mut u8, n: usize, api: &'stat
             rt.objects.move_raw(p, q);
         }
         return q;
-    };
+    }
+    // SAFETY: p is pooled (one address-map lookup serves the whole call).
+    let (size, object) = unsafe { rt.heap.owned_block(p, api) };
     if n > 0 && n <= size && 4 * n > 3 * size {
         return p; // shrinks by less than a quarter: keep it in place
     }
@@ -407,15 +409,16 @@ pub unsafe fn pooled_realloc(rt: &mut Runtime, p: *mut u8, n: usize, api: &'stat
         return q;
     }
     // An object block keeps its object mark when it moves.
-    if let Some(Some(gc)) = rt.heap.object_kind(p) {
+    if let Some(gc) = object {
         if !rt.heap.set_object(q, gc) {
             rt.objects.remember_raw(q, gc);
         }
     }
-    // SAFETY: both blocks are live and distinct; we copy what both hold.
+    // SAFETY: both blocks are live and distinct; we copy what both hold;
+    // p is pooled.
     unsafe {
         ptr::copy_nonoverlapping(p, q, size.min(n));
-        pooled_free(rt, p, api);
+        rt.heap.free_owned(p, api);
     }
     q
 }

@@ -563,6 +563,25 @@ impl SmallHeap {
         Some(unsafe { pool::object_kind(pool_of(block), block) })
     }
 
+    /// The block size of the allocated block `p` of an owned pool
+    /// ([`owns`](Self::owns) is true), and whether it holds an object (a GC
+    /// object: `Some(true)`). A `p` that is not an allocated block's start
+    /// is a fatal misuse report naming `api`.
+    ///
+    /// # Safety
+    /// `owns(p)`.
+    #[inline(always)]
+    pub unsafe fn owned_block(&self, p: *mut u8, api: &'static str) -> (usize, Option<bool>) {
+        let pool = pool_of(p);
+        // SAFETY: as in free: the header of a pooled address is our memory.
+        unsafe {
+            if !pool::is_live(pool, p) {
+                self.bad_pointer(p, api);
+            }
+            ((*pool).size as usize, pool::object_kind(pool, p))
+        }
+    }
+
     /// True iff `p` is the start of an allocated pooled block.
     #[expect(
         clippy::not_unsafe_ptr_arg_deref,

@@ -3,73 +3,40 @@
 //! `address_in_range`, SPEC.md §2.9).
 //!
 //! The 48-bit user address space is cut into 1 MiB chunks. A two-level radix
-//! tree maps a chunk number to a [`Coverage`] entry: the root (bits 34..48) is
-//! an array inside the heap, leaves (bits 20..34) are mapped on demand and
-//! kept until the heap is dropped. Addresses at or above 2^48 are never ours
-//! (an arena placed there is refused when registered).
+//! tree maps a chunk number to a 64-bit mask with one bit per 16 KiB pool of
+//! the chunk: the root (bits 34..48) is an array inside the heap, leaves
+//! (bits 20..34) are mapped on demand and kept until the heap is dropped.
+//! Addresses at or above 2^48 are never ours (an arena placed there is
+//! refused when registered), nor is anything in the first chunk, so NULL
+//! never is.
 //!
-//! The pooled range of an arena, `[first pool, end of last pool)`, is at most
-//! 1 MiB long and always touches a chunk boundary at each side that lies
-//! inside it (its ends are pool-aligned and it spans the arena's whole
-//! middle), so each chunk needs two numbers:
-//!
-//! | number | meaning |
-//! |--------|---------|
-//! | `low`  | offsets `[0, low)` belong to an arena that began in an earlier chunk |
-//! | `high` | offsets `[ARENA_SIZE - high, ARENA_SIZE)` belong to an arena that begins here |
-//!
-//! The entry stores `low` and the length of the gap between the two,
-//! `gap = ARENA_SIZE - low - high`, so that the test is one subtraction and
-//! one unsigned compare: an offset is ours iff `offset - low` (wrapping)
-//! is at least `gap`. The gap is stored XOR `ARENA_SIZE`, so that a zeroed
-//! entry (gap `ARENA_SIZE`) owns nothing and freshly mapped leaves need no
-//! set-up.
+//! An arena's pooled range is pool-aligned at both ends, so a mask says
+//! exactly which addresses are ours even where an arena from a custom arena
+//! allocator starts or ends inside a chunk (two arenas may share one). A
+//! zeroed mask owns nothing, so freshly mapped leaves need no set-up, and
+//! the test is one shift and one bit test after the two loads.
 
 use core::ptr;
 
 use super::os;
-use super::size_class::{ARENA_BITS, ARENA_SIZE};
+use super::size_class::{ARENA_BITS, ARENA_SIZE, POOL_SIZE};
 
 const ADDRESS_BITS: u32 = 48;
 const LEAF_BITS: u32 = 14;
 const ROOT_BITS: u32 = ADDRESS_BITS - ARENA_BITS - LEAF_BITS;
 const LEAF_LEN: usize = 1 << LEAF_BITS;
 const ROOT_LEN: usize = 1 << ROOT_BITS;
+const POOL_BITS: u32 = POOL_SIZE.trailing_zeros();
+const _: () = assert!(
+    ARENA_SIZE / POOL_SIZE == 64,
+    "one mask bit per pool of a chunk"
+);
 
-/// Which offsets of one 1 MiB chunk lie in pools (see the module table).
-#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
-#[repr(C)]
-pub struct Coverage {
-    low: u32,
-    /// `gap ^ ARENA_SIZE` (see the module docs).
-    gap_x: u32,
-}
+/// Which pools of one 1 MiB chunk are ours: bit `i` is the pool at offset
+/// `i * POOL_SIZE`.
+type Leaf = [u64; LEAF_LEN];
 
-impl Coverage {
-    fn high(&self) -> u32 {
-        ARENA_SIZE as u32 - self.low - (self.gap_x ^ ARENA_SIZE as u32)
-    }
-
-    fn set(&mut self, low: u32, high: u32) {
-        debug_assert!(low as usize + high as usize <= ARENA_SIZE);
-        self.low = low;
-        self.gap_x = (ARENA_SIZE as u32 - low - high) ^ ARENA_SIZE as u32;
-    }
-
-    fn set_low(&mut self, low: u32) {
-        let high = self.high();
-        self.set(low, high);
-    }
-
-    fn set_high(&mut self, high: u32) {
-        let low = self.low;
-        self.set(low, high);
-    }
-}
-
-type Leaf = [Coverage; LEAF_LEN];
-
-/// The two-level map from chunk to coverage.
+/// The two-level map from chunk to pool mask.
 pub struct RadixMap {
     root: [*mut Leaf; ROOT_LEN],
     /// Number of leaves mapped (for the statistics).
@@ -105,7 +72,7 @@ impl RadixMap {
     }
 
     /// True iff `addr` lies inside a registered range. Costs one compare, two
-    /// dependent loads, a subtraction and a compare.
+    /// dependent loads and a bit test.
     #[inline(always)]
     pub fn contains(&self, addr: usize) -> bool {
         if addr >> ADDRESS_BITS != 0 {
@@ -118,12 +85,11 @@ impl RadixMap {
         // SAFETY: a non-null root slot always points at a live leaf of
         // LEAF_LEN entries (leaves are freed only in Drop), and the index is
         // masked to LEAF_BITS.
-        let cov = unsafe { (*leaf)[(addr >> ARENA_BITS) & (LEAF_LEN - 1)] };
-        let off = (addr & (ARENA_SIZE - 1)) as u32;
-        off.wrapping_sub(cov.low) >= cov.gap_x ^ ARENA_SIZE as u32
+        let mask = unsafe { (*leaf)[(addr >> ARENA_BITS) & (LEAF_LEN - 1)] };
+        (mask >> ((addr >> POOL_BITS) & 63)) & 1 != 0
     }
 
-    fn entry_mut(&mut self, chunk: usize) -> Result<&mut Coverage, RegisterError> {
+    fn entry_mut(&mut self, chunk: usize) -> Result<&mut u64, RegisterError> {
         let top = chunk >> LEAF_BITS;
         if top >= ROOT_LEN {
             return Err(RegisterError::OutOfRange);
@@ -137,17 +103,29 @@ impl RadixMap {
             self.leaves += 1;
         }
         // SAFETY: the slot now points at a live, zero-initialised leaf, which
-        // is a valid array of Coverage (all-zero is a valid Coverage).
+        // is a valid array of u64.
         Ok(unsafe { &mut (*self.root[top])[chunk & (LEAF_LEN - 1)] })
     }
 
+    /// The mask bits of chunk `chunk` that `[start, end)` covers.
+    fn bits(chunk: usize, start: usize, end: usize) -> u64 {
+        let base = chunk << ARENA_BITS;
+        let lo = start.max(base) - base;
+        let hi = end.min(base + ARENA_SIZE) - base;
+        let (first, n) = (lo / POOL_SIZE, (hi - lo) / POOL_SIZE);
+        if n == 64 {
+            u64::MAX
+        } else {
+            ((1u64 << n) - 1) << first
+        }
+    }
+
     /// Marks `[start, end)` as pooled. The range must be non-empty, at most
-    /// `ARENA_SIZE` long, and reach the chunk boundaries it crosses (true of
-    /// every arena's pool range; see the module docs).
+    /// `ARENA_SIZE` long and pool-aligned at both ends (true of every
+    /// arena's pool range).
     pub fn register(&mut self, start: usize, end: usize) -> Result<(), RegisterError> {
         debug_assert!(start < end && end - start <= ARENA_SIZE);
-        // The first chunk is never ours, so that NULL is never ours and the
-        // free fast path needs no NULL test of its own.
+        debug_assert!(start % POOL_SIZE == 0 && end % POOL_SIZE == 0);
         if end > 1usize << ADDRESS_BITS || start < ARENA_SIZE {
             return Err(RegisterError::OutOfRange);
         }
@@ -156,23 +134,8 @@ impl RadixMap {
         // Map both leaves before writing, so a failure leaves no half entry.
         self.entry_mut(first)?;
         self.entry_mut(last)?;
-        let start_off = (start & (ARENA_SIZE - 1)) as u32;
-        let end_off = (end & (ARENA_SIZE - 1)) as u32;
-        if first == last {
-            let e = self.entry_mut(first)?;
-            if start_off == 0 && end_off != 0 {
-                // Starts at the chunk's start and ends inside it.
-                e.set_low(end_off);
-            } else {
-                // Ends at the chunk's end (or is the whole chunk).
-                debug_assert!(end_off == 0);
-                e.set_high(ARENA_SIZE as u32 - start_off);
-            }
-        } else {
-            debug_assert!(end_off != 0);
-            self.entry_mut(first)?
-                .set_high(ARENA_SIZE as u32 - start_off);
-            self.entry_mut(last)?.set_low(end_off);
+        for chunk in first..=last {
+            *self.entry_mut(chunk)? |= Self::bits(chunk, start, end);
         }
         Ok(())
     }
@@ -181,20 +144,9 @@ impl RadixMap {
     pub fn unregister(&mut self, start: usize, end: usize) {
         let first = start >> ARENA_BITS;
         let last = (end - 1) >> ARENA_BITS;
-        let starts_at_boundary = start & (ARENA_SIZE - 1) == 0;
-        let ends_inside = end & (ARENA_SIZE - 1) != 0;
-        if first == last && starts_at_boundary && ends_inside {
-            if let Ok(e) = self.entry_mut(first) {
-                e.set_low(0);
-            }
-            return;
-        }
-        if let Ok(e) = self.entry_mut(first) {
-            e.set_high(0);
-        }
-        if first != last {
-            if let Ok(e) = self.entry_mut(last) {
-                e.set_low(0);
+        for chunk in first..=last {
+            if let Ok(e) = self.entry_mut(chunk) {
+                *e &= !Self::bits(chunk, start, end);
             }
         }
     }
