@@ -298,7 +298,10 @@ impl SmallHeap {
         // the used list of class c is empty (that is why we are here), so the
         // pool becomes its only member.
         unsafe {
-            let block = init_pool(pool, idx, c);
+            let block = match pool::reuse_pool(pool, idx, c) {
+                Some(b) => b,
+                None => init_pool(pool, idx, c),
+            };
             self.used[c] = pool;
             block
         }

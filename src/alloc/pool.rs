@@ -231,6 +231,41 @@ pub unsafe fn init_pool(pool: *mut PoolHeader, arena: u32, c: usize) -> *mut u8 
     }
 }
 
+/// Takes a pool back into use for class `c` without setting it up again,
+/// when its header still describes its last use by class `c` in arena
+/// `arena` (it was emptied and not purged since, as CPython does): its free
+/// list then holds every block it carved, and its bitmaps are clear
+/// (invariant 6). Hands out the first free block; None if the header does
+/// not qualify (then [`init_pool`] it).
+///
+/// # Safety
+/// `pool` must be a `POOL_SIZE`-aligned pool of an arena of ours, not in use.
+pub unsafe fn reuse_pool(pool: *mut PoolHeader, arena: u32, c: usize) -> Option<*mut u8> {
+    // SAFETY: the pool is ours and unused; its header is either zeroes (new
+    // or purged), or what its last use left, with a valid free list: every
+    // block below nextoffset, at least two (init_pool carves two).
+    unsafe {
+        let h = &mut *pool;
+        if h.size as usize != class_size(c) || h.szidx as usize != c || h.arena != arena {
+            return None;
+        }
+        if h.count != 0 || h.freeblock.is_null() {
+            return None;
+        }
+        let block = h.freeblock;
+        let next = block.cast::<*mut u8>().read();
+        if next.is_null() {
+            return None;
+        }
+        h.freeblock = next;
+        h.count = 1;
+        h.nextpool = ptr::null_mut();
+        h.prevpool = ptr::null_mut();
+        mark_live(pool, block);
+        Some(block)
+    }
+}
+
 /// Gives `pool` a one-block free list from its virgin blocks, or returns false
 /// if it has none left (the pool is full).
 ///

@@ -123,7 +123,18 @@ unsafe fn domain_realloc(
         // SAFETY: caller's contract.
         return unsafe { domains::pooled_realloc(rt, p.cast(), n, api).cast() };
     }
-    let t = rt.tables[d as usize];
+    // SAFETY: forwarded contract.
+    unsafe { installed_realloc(d, p, n) }
+}
+
+/// `realloc` through an installed table (kept out of the fast path).
+///
+/// # Safety
+/// `p` is NULL or a live block of domain `d`.
+#[inline(never)]
+unsafe fn installed_realloc(d: PyMemAllocatorDomain, p: *mut c_void, n: usize) -> *mut c_void {
+    // SAFETY: as in domain_malloc.
+    let t = unsafe { runtime() }.tables[d as usize];
     // SAFETY: calling the installed allocator per its contract.
     let q = t
         .realloc
