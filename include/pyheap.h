@@ -20,7 +20,11 @@ typedef ptrdiff_t Py_ssize_t;
  * each other; see src/object/layout.rs). CPython 3.11's layout. */
 struct PyTypeObject;
 typedef struct PyObject {
-  Py_ssize_t ob_refcnt;         /* reference count */
+  union {
+    Py_ssize_t ob_refcnt;          /* reference count */
+    uint32_t ob_refcnt_split[2];   /* its halves (CPython 3.12): [0] is the
+                                      low one on little-endian machines */
+  };
   struct PyTypeObject *ob_type; /* the object's type */
 } PyObject;
 typedef struct PyVarObject {

@@ -47,7 +47,7 @@
 #define PyObject_VAR_HEAD PyVarObject ob_base;
 /* Static objects are immortal: their count never changes, they are never
  * freed (PEP 683). */
-#define PyObject_HEAD_INIT(type) {_Py_IMMORTAL_REFCNT, (type)},
+#define PyObject_HEAD_INIT(type) {{_Py_IMMORTAL_REFCNT}, (type)},
 #define PyVarObject_HEAD_INIT(type, size) {PyObject_HEAD_INIT(type)(size)},
 #define Py_INVALID_SIZE ((Py_ssize_t)-1)
 
@@ -87,11 +87,18 @@ static inline void Py_SET_SIZE(PyVarObject *ob, Py_ssize_t size) { ob->ob_size =
 #define Py_None (&_Py_NoneStruct)
 #define Py_IsNone(x) Py_Is((x), Py_None)
 
-/* Py_INCREF: five instructions (CPython 3.12's immortal form; 3.11's is
- * one add); the count saturates at the immortal value instead of wrapping. */
+/* Py_INCREF: four instructions, CPython 3.12's immortal form (3.11's is one
+ * add); the count saturates at the immortal value instead of wrapping. */
 static inline void _Py_IncRefImpl(PyObject *op) {
-    Py_ssize_t n = op->ob_refcnt + 1;
-    if ((uint32_t)n != 0) op->ob_refcnt = n;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    uint32_t n = op->ob_refcnt_split[1] + 1;
+    if (n != 0) op->ob_refcnt_split[1] = n;
+#else
+    /* Only the low half changes: a mortal count stays below 2^32 - 1, and
+     * an immortal one (low half all ones) is left alone. */
+    uint32_t n = op->ob_refcnt_split[0] + 1;
+    if (n != 0) op->ob_refcnt_split[0] = n;
+#endif
 }
 
 /* Py_DECREF: reaching zero calls _Py_Dealloc; going below zero is reported
