@@ -16,8 +16,11 @@
 //! 1. `used[c]` is the sentinel iff no pool of class `c` is partly used;
 //!    otherwise it heads a null-terminated, doubly linked list of exactly the
 //!    pools of class `c` that are neither full nor free.
-//! 2. `dirty_pools` is the number of dirty bits over all arenas; only
-//!    purgeable arenas have dirty bits.
+//! 2. `dirty_pools` is the number of dirty bits over all arenas but the
+//!    spare; only purgeable arenas have dirty bits. The spare's free pools
+//!    are a deliberate cache of at most 1 MiB: they are neither counted nor
+//!    purged, so a program that frees and reallocates a heap's worth of
+//!    blocks in rounds reuses them without faulting their pages in again.
 //! 3. At most one arena is wholly free, and if one is, it is `spare`.
 
 use core::ptr;
@@ -276,6 +279,11 @@ impl SmallHeap {
                 None => return ptr::null_mut(),
             }
         }
+        if self.spare == idx {
+            // The spare's dirty pools count again once it is in use.
+            self.dirty_pools += self.arenas.slots[idx as usize].dirty_mask.count_ones() as usize;
+            self.spare = NONE;
+        }
         let (pool_addr, old_nfree) = {
             let a = &mut self.arenas.slots[idx as usize];
             let i = a.free_mask.trailing_zeros();
@@ -290,9 +298,6 @@ impl SmallHeap {
             (a.pool_addr(i), old)
         };
         self.arenas.refile(idx, old_nfree);
-        if self.spare == idx {
-            self.spare = NONE;
-        }
         let pool = pool_addr as *mut PoolHeader;
         // SAFETY: the pool was free in a live arena and is now ours to set up;
         // the used list of class c is empty (that is why we are here), so the
@@ -350,6 +355,8 @@ impl SmallHeap {
         if wholly_free {
             if self.spare == NONE {
                 self.spare = idx;
+                self.dirty_pools -=
+                    self.arenas.slots[idx as usize].dirty_mask.count_ones() as usize;
             } else {
                 self.release_arena(idx);
             }
@@ -469,11 +476,12 @@ impl SmallHeap {
         let a = self.arenas.slots[idx as usize];
         debug_assert!(a.is_wholly_free());
         self.map.unregister(a.first_pool, a.pools_end());
-        self.dirty_pools -= a.dirty_mask.count_ones() as usize;
-        self.arenas.remove(idx);
         if self.spare == idx {
-            self.spare = NONE;
+            self.spare = NONE; // its dirty pools were not counted
+        } else {
+            self.dirty_pools -= a.dirty_mask.count_ones() as usize;
         }
+        self.arenas.remove(idx);
         if let Some(f) = a.allocator.free {
             // SAFETY: the arena is wholly free and unregistered: nothing of
             // ours points into it any more.
@@ -485,7 +493,11 @@ impl SmallHeap {
     /// Gives the pages of every dirty free pool back to the OS.
     #[cold]
     pub fn purge(&mut self) {
-        for a in self.arenas.slots.iter_mut().filter(|a| a.base != 0) {
+        let spare = self.spare;
+        for (idx, a) in self.arenas.slots.iter_mut().enumerate() {
+            if a.base == 0 || idx as u32 == spare {
+                continue;
+            }
             let mut mask = a.dirty_mask;
             while mask != 0 {
                 let start = mask.trailing_zeros();
@@ -632,7 +644,9 @@ impl SmallHeap {
         let mut dirty = 0;
         let mut wholly_free = 0;
         for (idx, a) in self.arenas.live() {
-            dirty += a.dirty_mask.count_ones() as usize;
+            if idx != self.spare {
+                dirty += a.dirty_mask.count_ones() as usize;
+            }
             if !a.purgeable && a.dirty_mask != 0 {
                 return Err(format!("heap.rs (2) arena {idx}: dirty but not purgeable"));
             }

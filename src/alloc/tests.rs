@@ -217,6 +217,9 @@ fn bad_pointers_are_diagnosed() {
 
     let diag = |h: &SmallHeap, q: *mut u8| h.diagnose(q).expect("a bad pooled address");
     let mut heap = Box::new(SmallHeap::new());
+    // A block of another class keeps the arena from becoming the spare
+    // (whose free pools are never purged) when p's pool empties.
+    let pin = heap.alloc(16);
     let keep = heap.alloc(64);
     let p = heap.alloc(64);
     let at = |k: usize| p.wrapping_add(k);
@@ -269,5 +272,39 @@ fn bad_pointers_are_diagnosed() {
     assert_eq!(diag(&heap, unused), BadPointer::FreePool);
     heap.purge();
     assert_eq!(diag(&heap, p), BadPointer::FreePool);
+    heap.check_invariants().unwrap();
+    // SAFETY: pin is live and freed once.
+    unsafe { assert!(heap.free(pin, "test")) };
+    heap.check_invariants().unwrap();
+}
+
+#[test]
+fn the_spare_arena_is_a_cache_not_purged() {
+    use super::size_class::POOL_SIZE;
+    let mut heap = Box::new(SmallHeap::new());
+    heap.purge_threshold = 0; // purge at every emptied pool
+    // A little over one arena of 512-byte blocks: two arenas.
+    let per_pool = (POOL_SIZE - super::pool::POOL_OVERHEAD) / 512;
+    let blocks: Vec<*mut u8> = (0..per_pool * 70).map(|_| heap.alloc(512)).collect();
+    assert_eq!(heap.arenas.live().count(), 2);
+    for &b in &blocks {
+        // SAFETY: each block is live and freed once.
+        let freed = unsafe { heap.free(b, "test") };
+        assert!(freed);
+        heap.check_invariants().unwrap();
+    }
+    // One arena was released, the other stays as the spare, unpurged.
+    assert_eq!(heap.arenas.live().count(), 1);
+    let purged = heap.counters.pools_purged;
+    heap.purge();
+    assert_eq!(heap.counters.pools_purged, purged, "the spare was purged");
+    assert_eq!(heap.dirty_pools(), 0);
+    // Taking a pool from the spare counts its other dirty pools again.
+    let b = heap.alloc(512);
+    heap.check_invariants().unwrap();
+    assert!(heap.dirty_pools() > 0);
+    // SAFETY: b is live and freed once.
+    let freed = unsafe { heap.free(b, "test") };
+    assert!(freed);
     heap.check_invariants().unwrap();
 }
