@@ -46,9 +46,14 @@ fn generate_header(crate_dir: &Path, out_dir: &Path) {
     bindings.write_to_file(out_dir.join("pyheap.h"));
 }
 
-/// One test function per C file, so `cargo test c_alloc_basic` runs one
-/// program; files that ask for it (`// pyheap-test: cpython`) get a second
-/// test that builds them against CPython 3.11 instead.
+/// One test function per C file and allocator mode, so `cargo test
+/// c_alloc_basic` runs one program. By default a file runs in the default
+/// mode (`c_<name>`) and under the debug allocator (`c_<name>_debug`, with
+/// `PYHEAP_MALLOC=debug`); `// pyheap-test: pool-only` keeps a test of the
+/// pool heap itself to the default mode, and `// pyheap-test: modes A B`
+/// runs it in exactly the modes listed (`c_<name>_<mode>`; `pymalloc` is
+/// the plain `c_<name>`). Files that ask for it (`// pyheap-test: cpython`)
+/// get one more test that builds them against CPython 3.11 instead.
 fn write_c_test_list(crate_dir: &Path, out_dir: &Path) {
     let dir = crate_dir.join("c_tests");
     let mut names: Vec<String> = fs::read_dir(&dir)
@@ -67,19 +72,35 @@ fn write_c_test_list(crate_dir: &Path, out_dir: &Path) {
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
-        writeln!(
-            code,
-            "#[test]\nfn c_{ident}() {{ crate::run_c_test({name:?}, false); }}\n"
-        )
-        .expect("writing to a String cannot fail");
         let source = fs::read_to_string(dir.join(format!("{name}.c"))).unwrap_or_default();
-        if source
-            .lines()
-            .any(|l| l.trim() == "// pyheap-test: cpython")
-        {
+        let directive = |word: &str| {
+            source.lines().find_map(|l| {
+                let rest = l.trim().strip_prefix("// pyheap-test:")?.trim();
+                let (w, arg) = rest.split_once(' ').unwrap_or((rest, ""));
+                (w == word).then(|| arg.trim().to_string())
+            })
+        };
+        let modes: Vec<String> = match directive("modes") {
+            Some(list) => list.split_whitespace().map(String::from).collect(),
+            None if directive("pool-only").is_some() => vec!["pymalloc".into()],
+            None => vec!["pymalloc".into(), "debug".into()],
+        };
+        for mode in &modes {
+            let (suffix, arg) = if mode == "pymalloc" {
+                (String::new(), "None".to_string())
+            } else {
+                (format!("_{mode}"), format!("Some({mode:?})"))
+            };
             writeln!(
                 code,
-                "#[test]\nfn c_{ident}_cpython() {{ crate::run_c_test({name:?}, true); }}\n"
+                "#[test]\nfn c_{ident}{suffix}() {{ crate::run_c_test({name:?}, false, {arg}); }}\n"
+            )
+            .expect("writing to a String cannot fail");
+        }
+        if directive("cpython").is_some() {
+            writeln!(
+                code,
+                "#[test]\nfn c_{ident}_cpython() {{ crate::run_c_test({name:?}, true, None); }}\n"
             )
             .expect("writing to a String cannot fail");
         }

@@ -6,6 +6,7 @@
  * table takes the hook out. Then an arena allocator that counts arenas,
  * and one that fails (small requests fall back to the RAW domain). Runs
  * against CPython 3.11 too. */
+// pyheap-test: pool-only
 // pyheap-test: cpython
 #include "compat.h" /* first: Python.h must precede system headers */
 

@@ -6,6 +6,7 @@
  * fullest arena with room, so the emptiest can drain. pyheap only: RSS, the
  * statistics and arena addresses (default arenas are 1 MiB aligned) are
  * pyheap's. */
+// pyheap-test: pool-only
 #define _POSIX_C_SOURCE 200809L
 #include "compat.h"
 

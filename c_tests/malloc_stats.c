@@ -5,6 +5,7 @@
  * pyheap's own entry points must give the same text (to a FILE * and
  * through a callback) and a JSON object with the same numbers, and refuse
  * bad arguments. */
+// pyheap-test: pool-only
 // pyheap-test: cpython
 #include "compat.h" /* first: Python.h must precede system headers */
 

@@ -1,6 +1,7 @@
 /* A second PyObject_Free of a pooled block stops the program with a report
  * naming the API, the kind of error and the address, before the free list
  * is touched. Another block keeps the pool in use. */
+// pyheap-test: pool-only
 // pyheap-test: abort
 // pyheap-test: stderr-address
 // pyheap-test: stderr pyheap: fatal error in PyObject_Free: double free at address

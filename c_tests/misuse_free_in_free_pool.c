@@ -1,6 +1,7 @@
 /* Freeing an address inside a pool of a live arena that holds no blocks
  * stops the program. The arena is 1 MiB aligned, so five pools (16 KiB
  * each) past the first block is a free pool of the same arena. */
+// pyheap-test: pool-only
 // pyheap-test: abort
 // pyheap-test: stderr-address
 // pyheap-test: stderr pyheap: fatal error in PyObject_Free: invalid free (not the start of an allocated block) at address

@@ -1,5 +1,6 @@
 /* Freeing a pointer 16 bytes into an allocated 64-byte block stops the
  * program with a report naming the block it points into. */
+// pyheap-test: pool-only
 // pyheap-test: abort
 // pyheap-test: stderr-address
 // pyheap-test: stderr pyheap: fatal error in PyMem_Free: invalid free (not the start of an allocated block) at address

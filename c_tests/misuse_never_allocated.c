@@ -2,6 +2,7 @@
  * pool has ever handed out, stops the program: the block was never
  * allocated. One 208-byte block is allocated (a fresh pool: the block and
  * its neighbour are the only ones carved); five blocks further is virgin. */
+// pyheap-test: pool-only
 // pyheap-test: abort
 // pyheap-test: stderr-address
 // pyheap-test: stderr pyheap: fatal error in PyObject_Free: invalid free (not the start of an allocated block) at address

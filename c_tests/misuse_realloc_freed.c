@@ -1,6 +1,7 @@
 /* PyMem_Realloc of a pooled block that was already freed stops the program
  * with a report naming the API and the address, before anything is copied.
  * Another block keeps the pool in use. */
+// pyheap-test: pool-only
 // pyheap-test: abort
 // pyheap-test: stderr-address
 // pyheap-test: stderr pyheap: fatal error in PyMem_Realloc:

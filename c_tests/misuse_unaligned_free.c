@@ -2,6 +2,7 @@
  * say: not 16-byte aligned, inside the block's first 16 bytes) stops the
  * program with a report; it must not free the block or put an unaligned
  * pointer on the free list. */
+// pyheap-test: pool-only
 // pyheap-test: abort
 // pyheap-test: stderr-address
 // pyheap-test: stderr pyheap: fatal error in PyObject_Free: invalid free (not the start of an allocated block) at address

@@ -5,6 +5,7 @@
  * fall by at least half of what the blocks added while every arena stays;
  * purged pools then serve new blocks of other classes correctly. pyheap
  * only (CPython never gives back part of an arena). */
+// pyheap-test: pool-only
 #define _POSIX_C_SOURCE 200809L
 #include "compat.h"
 

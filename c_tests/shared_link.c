@@ -2,6 +2,7 @@
  * finds the library through its SONAME (libpyheap.so.0), the allocator
  * functions come from that shared object (checked in /proc/self/maps), and
  * allocation, realloc, free and the statistics work through it. */
+// pyheap-test: pool-only
 // pyheap-test: shared
 #include "compat.h"
 

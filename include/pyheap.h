@@ -34,6 +34,26 @@ typedef struct PyVarObject {
 
 
 /**
+ * Fresh data.
+ */
+#define CLEANBYTE 205
+
+/**
+ * Freed memory.
+ */
+#define DEADBYTE 221
+
+/**
+ * Guards.
+ */
+#define FORBIDDENBYTE 253
+
+/**
+ * Bytes a debug block adds: header, trailer guard and serial number.
+ */
+#define EXTRA (4 * S)
+
+/**
  * Report as CPython's `sys._debugmallocstats()` text.
  */
 #define PYHEAP_STATS_TEXT 0
@@ -1682,6 +1702,18 @@ void PyMem_GetAllocator(int domain, struct PyMemAllocatorEx *allocator);
  * be allocating in that domain.
  */
 void PyMem_SetAllocator(int domain, struct PyMemAllocatorEx *allocator);
+
+/**
+ * Installs CPython's debug hooks on every domain not already hooked (the
+ * current allocator of each becomes the one they wrap; calling it again
+ * changes nothing). New blocks are filled with 0xCD, freed ones with 0xDD,
+ * and guard bytes (0xFD) sit on both sides of each block; `free` and
+ * `realloc` check them and the domain, and stop the program with a report
+ * on a mismatch. Call it before allocating: a block allocated before the
+ * hooks must not be freed through them (as in CPython). The
+ * `PYHEAP_MALLOC=debug` environment variable installs them at start-up.
+ */
+void PyMem_SetupDebugHooks(void);
 
 /**
  * Copies the arena allocator used for new arenas into `*allocator`.

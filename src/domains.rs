@@ -81,7 +81,7 @@ impl PyMemAllocatorEx {
         free: Some(pool_free),
     };
 
-    fn same_as(&self, other: &Self) -> bool {
+    pub(crate) fn same_as(&self, other: &Self) -> bool {
         // Function addresses as numbers: the same function has one address
         // within this library, which is all we compare against.
         let addrs = |t: &Self| {

@@ -71,6 +71,14 @@ pub enum Misuse {
     AlreadyTracked,
     /// An object freed while weak references still point to it.
     DanglingWeakref,
+    /// Debug allocator: a block released with another domain's function.
+    WrongDomain,
+    /// Debug allocator: the guard after the data was overwritten.
+    BufferOverflow,
+    /// Debug allocator: the guard before the data was overwritten.
+    BufferUnderflow,
+    /// Debug allocator: freed memory was written to.
+    WriteAfterFree,
 }
 
 impl Misuse {
@@ -83,6 +91,10 @@ impl Misuse {
             Misuse::FreedObject => "use of a freed object",
             Misuse::AlreadyTracked => "object already tracked by the garbage collector",
             Misuse::DanglingWeakref => "object freed with live weak references",
+            Misuse::WrongDomain => "block released with another domain's function",
+            Misuse::BufferOverflow => "buffer overflow (bad trailing pad byte)",
+            Misuse::BufferUnderflow => "buffer underflow (bad leading pad byte)",
+            Misuse::WriteAfterFree => "write to freed memory",
         }
     }
 }

@@ -15,6 +15,7 @@
 )]
 
 pub mod alloc;
+pub mod debug;
 pub mod domains;
 pub mod error;
 pub mod fatal;

@@ -8,11 +8,16 @@
 //!   against CPython 3.11's `Python.h` and `libpython3.11.so` (test
 //!   `c_<name>_cpython`), to prove our reading of CPython on the real thing.
 //! - `// pyheap-test: abort` the program must die of SIGABRT.
+//! - `// pyheap-test: exit <status>` the program must exit with this status.
 //! - `// pyheap-test: stderr <text>` stderr must contain `<text>`.
 //! - `// pyheap-test: stderr-address` stderr must contain the address the
 //!   program printed on stdout as `ADDRESS=<%p>`.
 //! - `// pyheap-test: env NAME=VALUE` sets an environment variable.
 //! - `// pyheap-test: cflags <flags>` adds compiler flags (space-separated).
+//! - `// pyheap-test: pool-only` runs only in the default allocator mode
+//!   (every other test also runs under `PYHEAP_MALLOC=debug`).
+//! - `// pyheap-test: modes <mode>...` runs in exactly these allocator modes
+//!   (`PYHEAP_MALLOC` values; `pymalloc` is the default).
 
 mod support;
 
@@ -24,6 +29,7 @@ use support::*;
 struct Directives {
     shared: bool,
     abort: bool,
+    exit: Option<i32>,
     stderr: Vec<String>,
     stderr_address: bool,
     env: Vec<(String, String)>,
@@ -34,6 +40,7 @@ fn directives(source: &str) -> Directives {
     let mut d = Directives {
         shared: false,
         abort: false,
+        exit: None,
         stderr: vec![],
         stderr_address: false,
         env: vec![],
@@ -47,8 +54,9 @@ fn directives(source: &str) -> Directives {
         let (word, arg) = rest.split_once(' ').unwrap_or((rest, ""));
         match word {
             "shared" => d.shared = true,
-            "cpython" => {}
+            "cpython" | "pool-only" | "modes" => {}
             "abort" => d.abort = true,
+            "exit" => d.exit = Some(arg.trim().parse().expect("exit <status>")),
             "stderr" => d.stderr.push(arg.to_string()),
             "stderr-address" => d.stderr_address = true,
             "cflags" => d.cflags.extend(arg.split_whitespace().map(String::from)),
@@ -62,11 +70,17 @@ fn directives(source: &str) -> Directives {
     d
 }
 
-pub fn run_c_test(name: &str, against_cpython: bool) {
+/// Builds and runs `c_tests/<name>.c`: against CPython, or against pyheap
+/// in allocator mode `mode` (`PYHEAP_MALLOC`; None for the default).
+pub fn run_c_test(name: &str, against_cpython: bool, mode: Option<&str>) {
     let src = root().join("c_tests").join(format!("{name}.c"));
     let source = std::fs::read_to_string(&src).expect("read C test");
     let d = directives(&source);
-    let suffix = if against_cpython { "_cpython" } else { "" };
+    let suffix = match (against_cpython, mode) {
+        (true, _) => "_cpython".to_string(),
+        (false, Some(m)) => format!("_{m}"),
+        (false, None) => String::new(),
+    };
     let exe = out_dir().join(format!("{name}{suffix}"));
 
     let mut cc = c_compiler(false);
@@ -95,7 +109,7 @@ pub fn run_c_test(name: &str, against_cpython: bool) {
         cc.arg(format!("-Wl,-rpath,{}", lib.display()))
             .arg("-lpython3.11");
     } else if d.shared {
-        let lib = shared_lib_dir(name);
+        let lib = shared_lib_dir(&format!("{name}{suffix}"));
         cc.arg("-L")
             .arg(&lib)
             .arg(format!("-Wl,-rpath,{}", lib.display()))
@@ -107,6 +121,11 @@ pub fn run_c_test(name: &str, against_cpython: bool) {
     run_ok(&mut cc, &format!("compiling {name}.c"));
 
     let mut run = Command::new(&exe);
+    // The mode is the test's, whatever the environment of `cargo test`.
+    run.env_remove("PYHEAP_MALLOC");
+    if let Some(m) = mode {
+        run.env("PYHEAP_MALLOC", m);
+    }
     run.envs(d.env.iter().map(|(k, v)| (k, v)));
     let out = run.output().expect("run C test");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -118,7 +137,21 @@ pub fn run_c_test(name: &str, against_cpython: bool) {
         )
     };
 
-    if d.abort && !against_cpython {
+    if let Some(code) = d.exit.filter(|_| !against_cpython) {
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "expected exit status {code}\n{}",
+            report()
+        );
+        for want in &d.stderr {
+            assert!(
+                stderr.contains(want.as_str()),
+                "stderr lacks {want:?}\n{}",
+                report()
+            );
+        }
+    } else if d.abort && !against_cpython {
         assert_eq!(
             out.status.signal(),
             Some(libc_sigabrt()),

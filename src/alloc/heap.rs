@@ -530,23 +530,19 @@ impl SmallHeap {
     }
 
     /// Records that the block at `block` holds an object (`gc`: after a GC
-    /// header). Returns false, changing nothing, if the block is not pooled.
+    /// header). Returns false, changing nothing, if `block` is not the start
+    /// of a live pooled block (a block from the RAW domain, or an address
+    /// inside a pooled block, as the debug allocator hands out).
     #[expect(
         clippy::not_unsafe_ptr_arg_deref,
         reason = "only the header of a pool the address map proves ours is written"
     )]
     pub fn set_object(&mut self, block: *mut u8, gc: bool) -> bool {
-        if !self.owns(block) {
+        if !self.is_live_block(block) {
             return false;
         }
-        let pool = pool_of(block);
-        // SAFETY: the block is pooled; its pool header is ours. Marking a
-        // block that is not live is harmless (objs ⊆ live is what readers
-        // test) but is checked here in debug builds.
-        unsafe {
-            debug_assert!(pool::is_live(pool, block));
-            pool::mark_object(pool, block, gc);
-        }
+        // SAFETY: the block is pooled and live; its pool header is ours.
+        unsafe { pool::mark_object(pool_of(block), block, gc) };
         true
     }
 

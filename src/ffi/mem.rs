@@ -306,6 +306,23 @@ pub unsafe extern "C" fn PyMem_SetAllocator(domain: c_int, allocator: *mut PyMem
     }
 }
 
+/// Installs CPython's debug hooks on every domain not already hooked (the
+/// current allocator of each becomes the one they wrap; calling it again
+/// changes nothing). New blocks are filled with 0xCD, freed ones with 0xDD,
+/// and guard bytes (0xFD) sit on both sides of each block; `free` and
+/// `realloc` check them and the domain, and stop the program with a report
+/// on a mismatch. Call it before allocating: a block allocated before the
+/// hooks must not be freed through them (as in CPython). The
+/// `PYHEAP_MALLOC=debug` environment variable installs them at start-up.
+#[unsafe(no_mangle)]
+pub extern "C" fn PyMem_SetupDebugHooks() {
+    // SAFETY: the caller follows PyMem_SetAllocator's rule (no allocation in
+    // progress).
+    super::boundary("PyMem_SetupDebugHooks", || unsafe {
+        crate::debug::setup_debug_hooks()
+    })
+}
+
 /// Copies the arena allocator used for new arenas into `*allocator`.
 ///
 /// # Safety

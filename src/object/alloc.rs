@@ -95,6 +95,10 @@ pub unsafe fn object_init(op: *mut PyObject, tp: *mut PyTypeObject) -> *mut PyOb
         let rt = runtime();
         if rt.heap.is_live_block(op.cast()) {
             rt.heap.set_object(op.cast(), false);
+        } else if crate::debug::is_obj_debug_block(op.cast()) {
+            // A block from the OBJ debug allocator: freed or moved through
+            // PyObject_Free/Realloc, which keep the registry.
+            rt.objects.remember_raw(op.cast(), false);
         }
         init(op, tp);
     }

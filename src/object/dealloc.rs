@@ -254,15 +254,22 @@ pub fn object_state(op: *mut PyObject) -> ObjectState {
         (Some(false), _) | (_, Some(false)) => Some(false),
         (None, None) => None,
     };
+    // Objects not at the start of a pooled block (unpooled, or inside one as
+    // the debug allocator places them) are in the registry.
+    let registered = || {
+        matches!(
+            (
+                rt.objects.raw.get(&(plain as usize)),
+                rt.objects.raw.get(&(after_gc as usize)),
+            ),
+            (Some(false), _) | (_, Some(true))
+        )
+    };
     let alive = match found {
-        Some(a) => a,
-        None => match (
-            rt.objects.raw.get(&(plain as usize)),
-            rt.objects.raw.get(&(after_gc as usize)),
-        ) {
-            (Some(false), _) | (_, Some(true)) => true,
-            _ => return ObjectState::Unknown,
-        },
+        Some(true) => true,
+        Some(false) => registered(),
+        None if registered() => true,
+        None => return ObjectState::Unknown,
     };
     // SAFETY: a live object block of ours is readable.
     if alive && unsafe { (*op).ob_refcnt } >= 0 {
@@ -291,7 +298,8 @@ pub unsafe fn checked_ref(op: *mut PyObject, delta: isize, site: &CallSite) {
             // SAFETY: the memory is pyheap's and readable; the type word of a
             // freed block usually survives, so print it as a hint only.
             let tp = unsafe { (*op).ob_type };
-            if object_state(tp.cast()) != ObjectState::Dead && !tp.is_null() {
+            let plausible = !crate::debug::is_ptr_freed(tp as usize) && (tp as usize) % 8 == 0;
+            if plausible && object_state(tp.cast()) != ObjectState::Dead {
                 // SAFETY: the pointer is not known-dead memory; best effort.
                 writeln!(out, "  last object type name: {}", unsafe { type_name(tp) })?;
             }

@@ -1,0 +1,668 @@
+//! The debug allocator (SPEC.md §3): CPython 3.11's debug hooks, installed
+//! over any domain's table by `PyMem_SetupDebugHooks` or by the allocator
+//! mode (`PYHEAP_MALLOC`, see [`apply_mode`]).
+//!
+//! Every block gets a header and a trailer around the caller's data, with
+//! CPython's layout and its serial-number extension:
+//!
+//! ```text
+//! base                      p = base + 16                 p + n
+//! | size (8, big-endian) | API id | 0xFD x 7 | data (n) | 0xFD x 8 | serial (8, BE) |
+//! ```
+//!
+//! Fresh data is filled with `0xCD`, freed blocks with `0xDD`, guards are
+//! `0xFD`. `free` and `realloc` check the API id (the domain that made the
+//! block) and both guards and stop with a report on a mismatch. Beyond
+//! CPython: the report names the kind of error (buffer overflow or
+//! underflow, wrong domain, double free, pointer never allocated), and,
+//! when the wrapped allocator is pyheap's pool heap, a freed block is
+//! checked again when the pool hands it out, so a write to freed memory is
+//! reported at that point.
+
+use core::ffi::c_void;
+use core::fmt::Write;
+use core::ptr;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::domains::{self, MAX_REQUEST, PyMemAllocatorDomain, PyMemAllocatorEx, runtime};
+use crate::fatal::{self, Misuse};
+
+/// Fresh data.
+pub const CLEANBYTE: u8 = 0xCD;
+/// Freed memory.
+pub const DEADBYTE: u8 = 0xDD;
+/// Guards.
+pub const FORBIDDENBYTE: u8 = 0xFD;
+const S: usize = core::mem::size_of::<usize>();
+/// Header bytes before the data.
+const HEADER: usize = 2 * S;
+/// Bytes a debug block adds: header, trailer guard and serial number.
+pub const EXTRA: usize = 4 * S;
+
+/// One domain's debug hook: the table it wraps and the API id it stamps.
+#[repr(C)]
+pub struct DebugDomain {
+    wrapped: PyMemAllocatorEx,
+    id: u8,
+    domain: PyMemAllocatorDomain,
+}
+
+struct Hooks(core::cell::UnsafeCell<[DebugDomain; 3]>);
+
+// SAFETY: a domain's hook is written only by PyMem_SetupDebugHooks, which,
+// like PyMem_SetAllocator, must not race with allocations (CPython's rule);
+// afterwards it is only read.
+unsafe impl Sync for Hooks {}
+
+static HOOKS: Hooks = Hooks(core::cell::UnsafeCell::new([
+    DebugDomain {
+        wrapped: PyMemAllocatorEx::NULL,
+        id: b'r',
+        domain: PyMemAllocatorDomain::PYMEM_DOMAIN_RAW,
+    },
+    DebugDomain {
+        wrapped: PyMemAllocatorEx::NULL,
+        id: b'm',
+        domain: PyMemAllocatorDomain::PYMEM_DOMAIN_MEM,
+    },
+    DebugDomain {
+        wrapped: PyMemAllocatorEx::NULL,
+        id: b'o',
+        domain: PyMemAllocatorDomain::PYMEM_DOMAIN_OBJ,
+    },
+]));
+
+/// Calls to the debug `malloc`/`calloc`/`realloc`, numbering the blocks.
+static SERIAL: AtomicUsize = AtomicUsize::new(0);
+
+fn hook(d: PyMemAllocatorDomain) -> *mut DebugDomain {
+    // SAFETY: an in-bounds element address; nothing is read.
+    unsafe { HOOKS.0.get().cast::<DebugDomain>().add(d as usize) }
+}
+
+/// The debug table of domain `d` (its functions, with `d`'s hook as ctx).
+fn debug_table(d: PyMemAllocatorDomain) -> PyMemAllocatorEx {
+    PyMemAllocatorEx {
+        ctx: hook(d).cast(),
+        malloc: Some(debug_malloc),
+        calloc: Some(debug_calloc),
+        realloc: Some(debug_realloc),
+        free: Some(debug_free),
+    }
+}
+
+/// True iff domain `d`'s current table is the debug allocator.
+pub fn is_hooked(d: PyMemAllocatorDomain) -> bool {
+    let t = domains::table(d);
+    t.malloc.map(|f| f as usize) == Some(debug_malloc as unsafe extern "C" fn(_, _) -> _ as usize)
+}
+
+/// `PyMem_SetupDebugHooks`: wraps every domain not already wrapped.
+///
+/// # Safety
+/// No allocation is in progress (CPython's rule for `PyMem_SetAllocator`);
+/// blocks allocated before the hooks must not be freed through them.
+pub unsafe fn setup_debug_hooks() {
+    for d in [
+        PyMemAllocatorDomain::PYMEM_DOMAIN_RAW,
+        PyMemAllocatorDomain::PYMEM_DOMAIN_MEM,
+        PyMemAllocatorDomain::PYMEM_DOMAIN_OBJ,
+    ] {
+        if is_hooked(d) {
+            continue;
+        }
+        // SAFETY: caller's contract: nothing uses the hook concurrently.
+        unsafe {
+            (*hook(d)).wrapped = domains::table(d);
+            runtime().set_allocator(d, debug_table(d));
+        }
+    }
+}
+
+fn api_name(id: u8) -> &'static str {
+    match id {
+        b'r' => "PyMem_Raw",
+        b'm' => "PyMem_",
+        b'o' => "PyObject_",
+        _ => "?",
+    }
+}
+
+fn domain_name(id: u8) -> &'static str {
+    match id {
+        b'r' => "RAW",
+        b'm' => "MEM",
+        b'o' => "OBJ",
+        _ => "unknown",
+    }
+}
+
+/// # Safety
+/// `p..p + n` is writable.
+unsafe fn fill(p: *mut u8, byte: u8, n: usize) {
+    // SAFETY: caller's contract.
+    unsafe { ptr::write_bytes(p, byte, n) }
+}
+
+/// Writes header, guards and serial around `n` data bytes at `base + 16`.
+///
+/// # Safety
+/// `base` has room for `n + EXTRA` bytes.
+unsafe fn write_frame(base: *mut u8, id: u8, n: usize) {
+    // SAFETY: caller's contract.
+    unsafe {
+        base.cast::<[u8; S]>().write_unaligned(n.to_be_bytes());
+        *base.add(S) = id;
+        fill(base.add(S + 1), FORBIDDENBYTE, S - 1);
+        let tail = base.add(HEADER + n);
+        fill(tail, FORBIDDENBYTE, S);
+        let serial = SERIAL.fetch_add(1, Ordering::Relaxed) + 1;
+        tail.add(S)
+            .cast::<[u8; S]>()
+            .write_unaligned(serial.to_be_bytes());
+    }
+}
+
+/// The size recorded in the header of the block at `p`.
+///
+/// # Safety
+/// `p - 16` is readable.
+unsafe fn recorded_size(p: *mut u8) -> usize {
+    // SAFETY: caller's contract.
+    usize::from_be_bytes(unsafe { p.sub(HEADER).cast::<[u8; S]>().read_unaligned() })
+}
+
+/// The usable size of a pooled block at `base`, if the wrapped allocator
+/// is pyheap's pool heap and `base` is one of its live blocks.
+fn pooled_usable(h: &DebugDomain, base: *mut u8) -> Option<usize> {
+    if !h.wrapped.same_as(&PyMemAllocatorEx::POOLED) {
+        return None;
+    }
+    // SAFETY: runtime lock held (MEM/OBJ callers); only pool headers the
+    // address map proves ours are read.
+    let heap = unsafe { &runtime().heap };
+    if !heap.is_live_block(base) {
+        return None;
+    }
+    heap.block_size(base, "debug allocator")
+}
+
+unsafe extern "C" fn debug_malloc(ctx: *mut c_void, n: usize) -> *mut c_void {
+    // SAFETY: ctx is the domain's hook (debug_table).
+    let h = unsafe { &*ctx.cast::<DebugDomain>() };
+    if n > MAX_REQUEST - EXTRA {
+        return ptr::null_mut();
+    }
+    let Some(f) = h.wrapped.malloc else {
+        return ptr::null_mut();
+    };
+    // SAFETY: the wrapped allocator's contract.
+    let base = unsafe { f(h.wrapped.ctx, n + EXTRA) }.cast::<u8>();
+    if base.is_null() {
+        return ptr::null_mut();
+    }
+    check_recycled(h, base);
+    // SAFETY: a fresh block of n + EXTRA bytes.
+    unsafe {
+        write_frame(base, h.id, n);
+        fill(base.add(HEADER), CLEANBYTE, n);
+        base.add(HEADER).cast()
+    }
+}
+
+unsafe extern "C" fn debug_calloc(ctx: *mut c_void, nelem: usize, elsize: usize) -> *mut c_void {
+    // SAFETY: ctx is the domain's hook.
+    let h = unsafe { &*ctx.cast::<DebugDomain>() };
+    let Some(n) = nelem
+        .checked_mul(elsize)
+        .filter(|&n| n <= MAX_REQUEST - EXTRA)
+    else {
+        return ptr::null_mut();
+    };
+    let Some(f) = h.wrapped.calloc else {
+        return ptr::null_mut();
+    };
+    // SAFETY: the wrapped allocator's contract.
+    let base = unsafe { f(h.wrapped.ctx, 1, n + EXTRA) }.cast::<u8>();
+    if base.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: a fresh zeroed block of n + EXTRA bytes; the data stays zero.
+    unsafe {
+        write_frame(base, h.id, n);
+        base.add(HEADER).cast()
+    }
+}
+
+unsafe extern "C" fn debug_free(ctx: *mut c_void, p: *mut c_void) {
+    // SAFETY: ctx is the domain's hook.
+    let h = unsafe { &*ctx.cast::<DebugDomain>() };
+    if p.is_null() {
+        return;
+    }
+    let p = p.cast::<u8>();
+    let n = check_block(h, p, free_api(h.id));
+    // SAFETY: check_block proved the frame intact: the block spans
+    // [p - 16, p + n + 16), or more if the pool block is larger.
+    unsafe {
+        let base = p.sub(HEADER);
+        match pooled_usable(h, base) {
+            Some(total) => {
+                // The whole pool block, and in place of the API id and pad
+                // a tag naming this block and its size, so that the next
+                // hand-out can check it (check_recycled).
+                fill(base, DEADBYTE, total);
+                base.add(S)
+                    .cast::<usize>()
+                    .write_unaligned(freed_tag(base, total));
+            }
+            None => fill(base, DEADBYTE, n + EXTRA),
+        }
+        if let Some(f) = h.wrapped.free {
+            f(h.wrapped.ctx, base.cast());
+        }
+    }
+}
+
+unsafe extern "C" fn debug_realloc(ctx: *mut c_void, p: *mut c_void, n: usize) -> *mut c_void {
+    // SAFETY: ctx is the domain's hook.
+    let h = unsafe { &*ctx.cast::<DebugDomain>() };
+    if p.is_null() {
+        // SAFETY: forwarded.
+        return unsafe { debug_malloc(ctx, n) };
+    }
+    let old = check_block(h, p.cast(), realloc_api(h.id));
+    if n > MAX_REQUEST - EXTRA {
+        return ptr::null_mut();
+    }
+    let Some(f) = h.wrapped.realloc else {
+        return ptr::null_mut();
+    };
+    // As CPython: the wrapped allocator resizes the whole block (in place
+    // when it can), then the frame is written again around the new size
+    // and any growth is filled with 0xCD. On failure the old block is
+    // intact.
+    // SAFETY: the frame was checked; the wrapped allocator's contract.
+    unsafe {
+        let base = f(h.wrapped.ctx, p.cast::<u8>().sub(HEADER).cast(), n + EXTRA).cast::<u8>();
+        if base.is_null() {
+            return ptr::null_mut();
+        }
+        write_frame(base, h.id, n);
+        if n > old {
+            fill(base.add(HEADER + old), CLEANBYTE, n - old);
+        }
+        base.add(HEADER).cast()
+    }
+}
+
+fn free_api(id: u8) -> &'static str {
+    match id {
+        b'r' => "PyMem_RawFree",
+        b'm' => "PyMem_Free",
+        _ => "PyObject_Free",
+    }
+}
+
+fn realloc_api(id: u8) -> &'static str {
+    match id {
+        b'r' => "PyMem_RawRealloc",
+        b'm' => "PyMem_Realloc",
+        _ => "PyObject_Realloc",
+    }
+}
+
+/// Checks the frame of the block at `p` for `api`; returns its data size,
+/// or stops the program with a report.
+fn check_block(h: &DebugDomain, p: *mut u8, api: &'static str) -> usize {
+    let base = p.wrapping_sub(HEADER);
+    // With the pool heap underneath, the address map tells a block from
+    // anything else before any header is read.
+    if h.wrapped.same_as(&PyMemAllocatorEx::POOLED) {
+        // SAFETY: runtime lock held; read only.
+        let heap = unsafe { &runtime().heap };
+        if heap.owns(base) && !heap.is_live_block(base) {
+            let kind = if looks_freed(p) {
+                Misuse::DoubleFree
+            } else {
+                Misuse::InvalidFree
+            };
+            report(kind, h, p, api, None);
+        }
+    }
+    // SAFETY: the caller passed a block of this allocator; if it did not,
+    // the header read is the best effort CPython also makes.
+    let (id, lead_ok) = unsafe {
+        let id = *base.add(S);
+        let lead = core::slice::from_raw_parts(base.add(S + 1), S - 1);
+        (id, lead.iter().all(|&b| b == FORBIDDENBYTE))
+    };
+    if id != h.id {
+        let kind = if looks_freed(p) {
+            Misuse::DoubleFree
+        } else if matches!(id, b'r' | b'm' | b'o') && lead_ok {
+            Misuse::WrongDomain
+        } else {
+            Misuse::InvalidFree
+        };
+        report(kind, h, p, api, Some(id));
+    }
+    if !lead_ok {
+        report(Misuse::BufferUnderflow, h, p, api, Some(id));
+    }
+    // SAFETY: the header is intact, so the size is the one we wrote.
+    let n = unsafe { recorded_size(p) };
+    // SAFETY: the block spans n + EXTRA bytes from base.
+    let tail_ok = unsafe { core::slice::from_raw_parts(p.add(n), S) }
+        .iter()
+        .all(|&b| b == FORBIDDENBYTE);
+    if !tail_ok {
+        report(Misuse::BufferOverflow, h, p, api, Some(id));
+    }
+    n
+}
+
+/// True if the first data word of the block at `p` reads as freed memory
+/// (a debug free fills a block with 0xDD; the allocator underneath may
+/// reuse its first words, never the data's).
+fn looks_freed(p: *mut u8) -> bool {
+    // SAFETY: a block has at least its trailer (8 bytes) at p; memory the
+    // caller passed as a block is readable there (best effort, as CPython).
+    unsafe { core::slice::from_raw_parts(p, S) }
+        .iter()
+        .all(|&b| b == DEADBYTE)
+}
+
+/// The word a debug free leaves after the free-list link of a pooled block
+/// of `total` bytes at `base`.
+fn freed_tag(base: *mut u8, total: usize) -> usize {
+    (base as usize) ^ total.rotate_right(16) ^ 0x5a17_dead_0dd5_5a17usize
+}
+
+/// A block the pool heap hands out again after a debug free (its second
+/// word is the tag that free wrote for exactly this block and size) is all
+/// `0xDD` after the tag; anything else was written after the free. Every
+/// debug free of a block that overlapped this one since fills it with
+/// `0xDD`, so a tag that survives is this block's own; fresh pool memory
+/// carries none and is not checked.
+fn check_recycled(h: &DebugDomain, base: *mut u8) {
+    let Some(total) = pooled_usable(h, base) else {
+        return;
+    };
+    // SAFETY: a live pooled block of `total` (>= EXTRA) bytes, just handed
+    // to us.
+    let (tag, body) = unsafe {
+        (
+            base.add(S).cast::<usize>().read_unaligned(),
+            core::slice::from_raw_parts(base.add(2 * S), total - 2 * S),
+        )
+    };
+    if tag != freed_tag(base, total) {
+        return;
+    }
+    if let Some(k) = body.iter().position(|&b| b != DEADBYTE) {
+        let offset = 2 * S + k;
+        let byte = body[k];
+        fatal::misuse(
+            Misuse::WriteAfterFree,
+            base as usize + offset,
+            "debug allocator",
+            &|out| {
+                writeln!(
+                    out,
+                    "  a block freed earlier (data at {:#x}) was written to after its free:",
+                    base as usize + HEADER
+                )?;
+                writeln!(
+                    out,
+                    "  byte {:#04x} at data offset {} (0xdd expected); found when the {} domain",
+                    byte,
+                    offset as isize - HEADER as isize,
+                    domain_name(h.id)
+                )?;
+                writeln!(out, "  handed the block out again")
+            },
+        );
+    }
+}
+
+/// Stops the program with CPython's block dump and pyheap's diagnosis.
+fn report(kind: Misuse, h: &DebugDomain, p: *mut u8, api: &'static str, found: Option<u8>) -> ! {
+    fatal::misuse(kind, p as usize, api, &|out| {
+        let expected = h.id;
+        writeln!(
+            out,
+            "  debug allocator of the {} domain ({}Free/Realloc, API '{}')",
+            domain_name(expected),
+            api_name(expected),
+            expected as char
+        )?;
+        match kind {
+            Misuse::WrongDomain => {
+                let got = found.unwrap_or(b'?');
+                writeln!(
+                    out,
+                    "  the block was allocated by the {} domain ({}Malloc, API '{}') but released \
+                     with {api}",
+                    domain_name(got),
+                    api_name(got),
+                    got as char
+                )?;
+            }
+            Misuse::DoubleFree => {
+                writeln!(out, "  the block was already freed (its header reads 0xdd)")?;
+                return Ok(());
+            }
+            Misuse::InvalidFree => {
+                writeln!(
+                    out,
+                    "  no block of the debug allocator starts at this address"
+                )?;
+                if let Some(id) = found {
+                    writeln!(out, "  (API id byte found: {id:#04x})")?;
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+        dump(out, p)
+    })
+}
+
+/// CPython's `_PyObject_DebugDumpAddress` format, after the frame checks.
+fn dump(out: &mut dyn Write, p: *mut u8) -> core::fmt::Result {
+    // SAFETY: only called once the header's API id was found valid, so the
+    // header and, for a sane size, the block are readable.
+    unsafe {
+        let id = *p.sub(S);
+        writeln!(
+            out,
+            "  Debug memory block at address p={p:p}: API '{}'",
+            id as char
+        )?;
+        let n = recorded_size(p);
+        writeln!(out, "      {n} bytes originally requested")?;
+        let lead = p.sub(S - 1);
+        if (0..S - 1).all(|i| *lead.add(i) == FORBIDDENBYTE) {
+            writeln!(
+                out,
+                "      The {} pad bytes at p-{} are FORBIDDENBYTE, as expected.",
+                S - 1,
+                S - 1
+            )?;
+        } else {
+            writeln!(
+                out,
+                "      The {} pad bytes at p-{} are not all FORBIDDENBYTE (0xfd):",
+                S - 1,
+                S - 1
+            )?;
+            for i in (1..S).rev() {
+                let b = *p.sub(i);
+                let ouch = if b == FORBIDDENBYTE { "" } else { " *** OUCH" };
+                writeln!(out, "          at p-{i}: {b:#04x}{ouch}")?;
+            }
+            writeln!(
+                out,
+                "      Because memory is corrupted at the start, the count of bytes requested"
+            )?;
+            writeln!(
+                out,
+                "         may be bogus, and checking the trailing pad bytes may segfault."
+            )?;
+        }
+        let tail = p.add(n);
+        if (0..S).all(|i| *tail.add(i) == FORBIDDENBYTE) {
+            writeln!(
+                out,
+                "      The {S} pad bytes at tail={tail:p} are FORBIDDENBYTE, as expected."
+            )?;
+        } else {
+            writeln!(
+                out,
+                "      The {S} pad bytes at tail={tail:p} are not all FORBIDDENBYTE (0xfd):"
+            )?;
+            for i in 0..S {
+                let b = *tail.add(i);
+                let ouch = if b == FORBIDDENBYTE { "" } else { " *** OUCH" };
+                writeln!(out, "          at tail+{i}: {b:#04x}{ouch}")?;
+            }
+        }
+        let serial = usize::from_be_bytes(tail.add(S).cast::<[u8; S]>().read_unaligned());
+        writeln!(
+            out,
+            "      The block was made by call #{serial} to debug malloc/realloc."
+        )?;
+        if n > 0 {
+            write!(out, "      Data at p:")?;
+            let show = |out: &mut dyn Write, from: usize, to: usize| -> core::fmt::Result {
+                for i in from..to {
+                    write!(out, " {:02x}", *p.add(i))?;
+                }
+                Ok(())
+            };
+            if n <= 16 {
+                show(out, 0, n)?;
+            } else {
+                show(out, 0, 8)?;
+                write!(out, " ...")?;
+                show(out, n - 8, n)?;
+            }
+            writeln!(out)?;
+        }
+        writeln!(out, "  (the allocation site is unknown: tracing is off)")
+    }
+}
+
+/// True iff `p` is the data of a live block of the OBJ domain's debug
+/// allocator (its header carries the OBJ id and intact pads). Used to
+/// register objects placed with `PyObject_Init` in such a block.
+///
+/// # Safety
+/// `p - 16` is readable.
+pub unsafe fn is_obj_debug_block(p: *mut u8) -> bool {
+    if !is_hooked(PyMemAllocatorDomain::PYMEM_DOMAIN_OBJ) {
+        return false;
+    }
+    // SAFETY: caller's contract.
+    unsafe {
+        *p.sub(S) == b'o'
+            && core::slice::from_raw_parts(p.sub(S - 1), S - 1)
+                .iter()
+                .all(|&b| b == FORBIDDENBYTE)
+    }
+}
+
+/// CPython's `_PyMem_IsPtrFreed`: a pointer value that is NULL or one of
+/// the debug allocator's fill patterns, as read from freed or fresh memory.
+pub fn is_ptr_freed(p: usize) -> bool {
+    p == 0
+        || p == usize::from_ne_bytes([CLEANBYTE; S])
+        || p == usize::from_ne_bytes([DEADBYTE; S])
+        || p == usize::from_ne_bytes([FORBIDDENBYTE; S])
+}
+
+/// An allocator mode (`PYHEAP_MALLOC`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The pool heap (the default).
+    Pymalloc,
+    /// The pool heap under the debug hooks.
+    PymallocDebug,
+    /// Every domain straight to libc (for valgrind and sanitizers).
+    Malloc,
+    /// libc under the debug hooks.
+    MallocDebug,
+}
+
+impl Mode {
+    /// Parses a `PYHEAP_MALLOC` value (`debug` means `pymalloc_debug`).
+    pub fn parse(s: &[u8]) -> Option<Mode> {
+        Some(match s {
+            b"" | b"pymalloc" => Mode::Pymalloc,
+            b"pymalloc_debug" | b"debug" => Mode::PymallocDebug,
+            b"malloc" => Mode::Malloc,
+            b"malloc_debug" => Mode::MallocDebug,
+            _ => return None,
+        })
+    }
+}
+
+/// Installs allocator mode `m`.
+///
+/// # Safety
+/// Called before any MEM or OBJ allocation (at load time).
+pub unsafe fn apply_mode(m: Mode) {
+    // SAFETY: caller's contract.
+    unsafe {
+        if matches!(m, Mode::Malloc | Mode::MallocDebug) {
+            let rt = runtime();
+            rt.set_allocator(
+                PyMemAllocatorDomain::PYMEM_DOMAIN_MEM,
+                PyMemAllocatorEx::RAW,
+            );
+            rt.set_allocator(
+                PyMemAllocatorDomain::PYMEM_DOMAIN_OBJ,
+                PyMemAllocatorEx::RAW,
+            );
+        }
+        if matches!(m, Mode::PymallocDebug | Mode::MallocDebug) {
+            setup_debug_hooks();
+        }
+    }
+}
+
+/// Reads `PYHEAP_MALLOC` when the library is loaded, before `main`, and
+/// installs the mode it names. An unknown value stops the program.
+extern "C" fn load_time_init() {
+    // SAFETY: getenv at load time, before other threads exist; the string
+    // is read at once.
+    let value = unsafe {
+        let v = libc::getenv(c"PYHEAP_MALLOC".as_ptr());
+        if v.is_null() {
+            return;
+        }
+        core::ffi::CStr::from_ptr(v).to_bytes()
+    };
+    match Mode::parse(value) {
+        // SAFETY: nothing has allocated from MEM or OBJ yet.
+        Some(m) => unsafe { apply_mode(m) },
+        None => {
+            let mut msg = fatal::StackBuf::<256>::new();
+            let _ = writeln!(
+                msg,
+                "pyheap: PYHEAP_MALLOC={:?} is not an allocator mode \
+                 (pymalloc, pymalloc_debug, malloc, malloc_debug or debug)",
+                core::str::from_utf8(value).unwrap_or("?")
+            );
+            fatal::write_stderr(msg.as_bytes());
+            // SAFETY: ending the process before main, with an error status.
+            unsafe { libc::_exit(1) }
+        }
+    }
+}
+
+/// Runs [`load_time_init`] when the library is loaded (ELF constructors).
+#[used]
+#[unsafe(link_section = ".init_array")]
+static LOAD_TIME_INIT: extern "C" fn() = load_time_init;
