@@ -736,6 +736,45 @@ typedef struct PyNumberMethods PyNumberMethods;
 typedef struct PySequenceMethods PySequenceMethods;
 
 /**
+ * Settings for `PyHeap_Initialize`. Start from `PyHeap_InitConfig`, which
+ * marks every field "keep" (NULL or -1), and set the ones to change.
+ */
+typedef struct PyHeap_Config {
+  /**
+   * Allocator mode: "pymalloc", "pymalloc_debug", "malloc",
+   * "malloc_debug" or "debug" (changeable only before the first MEM or
+   * OBJ allocation); NULL keeps it.
+   */
+  const char *malloc;
+  /**
+   * Collector thresholds (CPython's 700, 10, 10 by default); -1 keeps one.
+   */
+  long gc_threshold[3];
+  /**
+   * Collector debug flags (`PyHeap_GC_DEBUG_*`); -1 keeps them.
+   */
+  int gc_debug;
+  /**
+   * File reports are appended to; "" for stderr; NULL keeps it.
+   */
+  const char *log_file;
+  /**
+   * 1 prints the allocator statistics at exit, 0 does not; -1 keeps it.
+   */
+  int malloc_stats;
+  /**
+   * Frames tracing records per allocation (1 to 1000); -1 keeps it.
+   */
+  int trace_frames;
+} PyHeap_Config;
+
+/**
+ * A program's receiver of pyheap's reports (`PyHeap_SetOutput`): called
+ * with each report's text (not NUL-terminated) and the context given.
+ */
+typedef void (*PyHeap_OutputFn)(const char *text, size_t len, void *ctx);
+
+/**
  * Receives each live object of `PyHeap_VisitObjects`; return 0 to go on.
  */
 typedef int (*PyHeap_ObjectFn)(PyObject *op, void *ctx);
@@ -1423,6 +1462,54 @@ extern struct PyTypeObject _PyWeakref_ProxyType;
  * The proxy type for callable referents: calling it calls the referent.
  */
 extern struct PyTypeObject _PyWeakref_CallableProxyType;
+
+/**
+ * Fills `*c` with "keep every setting".
+ *
+ * # Safety
+ * `c` is NULL or writable.
+ */
+void PyHeap_InitConfig(struct PyHeap_Config *c);
+
+/**
+ * Applies a configuration, over what the environment set (the process's
+ * life cycle, `Py_Initialize` and the rest, comes with the threads work;
+ * for now this only configures). Returns 0, or -1 with the last error set
+ * at the first bad setting (the ones before it are applied).
+ *
+ * # Safety
+ * `c` is NULL (nothing to change) or a valid `PyHeap_Config` whose strings
+ * are NUL-terminated.
+ */
+int PyHeap_Initialize(const struct PyHeap_Config *c);
+
+/**
+ * Sets one setting by name at run time: "malloc", "gc_threshold" (like
+ * "700/10/10"), "gc_debug", "log_file", "malloc_stats" (0 or 1) or
+ * "trace_frames". Returns 0, or -1 with the last error set (the setting
+ * is unchanged).
+ *
+ * # Safety
+ * `key` and `value` are NULL or NUL-terminated strings.
+ */
+int PyHeap_SetOption(const char *key, const char *value);
+
+/**
+ * Writes the effective configuration to `out`, one `key: value (source)`
+ * line per setting. Returns 0, or -1 if `out` is NULL or the write fails.
+ *
+ * # Safety
+ * `out` is NULL or an open stream.
+ */
+int PyHeap_PrintConfig(FILE *out);
+
+/**
+ * Sends every report pyheap writes (misuse reports before it aborts,
+ * warnings about settings, statistics at exit) to `fn(text, len, ctx)`;
+ * NULL sends them back to the log file or stderr. The callback must not
+ * allocate from pyheap: it may run while the heap is corrupt.
+ */
+void PyHeap_SetOutput(PyHeap_OutputFn f, void *ctx);
 
 /**
  * Full collection (CPython's `PyGC_Collect`): returns the number of

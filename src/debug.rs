@@ -631,38 +631,3 @@ pub unsafe fn apply_mode(m: Mode) {
         }
     }
 }
-
-/// Reads `PYHEAP_MALLOC` when the library is loaded, before `main`, and
-/// installs the mode it names. An unknown value stops the program.
-extern "C" fn load_time_init() {
-    // SAFETY: getenv at load time, before other threads exist; the string
-    // is read at once.
-    let value = unsafe {
-        let v = libc::getenv(c"PYHEAP_MALLOC".as_ptr());
-        if v.is_null() {
-            return;
-        }
-        core::ffi::CStr::from_ptr(v).to_bytes()
-    };
-    match Mode::parse(value) {
-        // SAFETY: nothing has allocated from MEM or OBJ yet.
-        Some(m) => unsafe { apply_mode(m) },
-        None => {
-            let mut msg = fatal::StackBuf::<256>::new();
-            let _ = writeln!(
-                msg,
-                "pyheap: PYHEAP_MALLOC={:?} is not an allocator mode \
-                 (pymalloc, pymalloc_debug, malloc, malloc_debug or debug)",
-                core::str::from_utf8(value).unwrap_or("?")
-            );
-            fatal::write_stderr(msg.as_bytes());
-            // SAFETY: ending the process before main, with an error status.
-            unsafe { libc::_exit(1) }
-        }
-    }
-}
-
-/// Runs [`load_time_init`] when the library is loaded (ELF constructors).
-#[used]
-#[unsafe(link_section = ".init_array")]
-static LOAD_TIME_INIT: extern "C" fn() = load_time_init;

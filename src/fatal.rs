@@ -4,7 +4,9 @@
 //! found it. It is formatted into a fixed buffer on the stack and written with
 //! `write(2)`, so it works even when the heap it describes is corrupt.
 
+use core::ffi::{c_char, c_void};
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// A fixed-size text buffer that silently truncates.
 pub struct StackBuf<const N: usize> {
@@ -43,12 +45,54 @@ impl<const N: usize> Write for StackBuf<N> {
     }
 }
 
+/// A program's receiver of pyheap's reports (`PyHeap_SetOutput`): called
+/// with each report's text (not NUL-terminated) and the context given.
+pub type PyHeap_OutputFn =
+    Option<unsafe extern "C" fn(text: *const c_char, len: usize, ctx: *mut c_void)>;
+
+static OUTPUT_FN: AtomicUsize = AtomicUsize::new(0);
+static OUTPUT_CTX: AtomicUsize = AtomicUsize::new(0);
+
+/// Sends reports to `f(text, len, ctx)` from now on (None: back to the log
+/// file or stderr).
+pub fn set_output(f: PyHeap_OutputFn, ctx: *mut c_void) {
+    OUTPUT_CTX.store(ctx as usize, Ordering::Relaxed);
+    OUTPUT_FN.store(f.map_or(0, |f| f as usize), Ordering::Release);
+}
+
+/// Writes a report (a misuse report, a warning, statistics at exit): to the
+/// callback set with `PyHeap_SetOutput`, else to `PYHEAP_LOG_FILE`, else to
+/// stderr. Never allocates; failures are ignored.
+pub fn write_report(bytes: &[u8]) {
+    let f = OUTPUT_FN.load(Ordering::Acquire);
+    if f != 0 {
+        // SAFETY: the value was stored from a function pointer of this type
+        // by set_output.
+        let f: unsafe extern "C" fn(*const c_char, usize, *mut c_void) =
+            unsafe { core::mem::transmute(f) };
+        // SAFETY: the program's callback, with a live buffer.
+        unsafe {
+            f(
+                bytes.as_ptr().cast(),
+                bytes.len(),
+                OUTPUT_CTX.load(Ordering::Relaxed) as *mut c_void,
+            )
+        };
+        return;
+    }
+    write_fd(crate::config::log_fd(), bytes);
+}
+
 /// Writes all of `bytes` to standard error, ignoring failures.
 pub fn write_stderr(bytes: &[u8]) {
+    write_fd(2, bytes);
+}
+
+fn write_fd(fd: core::ffi::c_int, bytes: &[u8]) {
     let mut rest = bytes;
     while !rest.is_empty() {
         // SAFETY: the pointer and length describe the live slice `rest`.
-        let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
+        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
         if n <= 0 {
             return;
         }
@@ -117,7 +161,7 @@ pub fn misuse(
     );
     let _ = detail(&mut out);
     let _ = writeln!(out, "pyheap: aborting");
-    write_stderr(out.as_bytes());
+    write_report(out.as_bytes());
     std::process::abort()
 }
 
@@ -127,7 +171,7 @@ pub fn misuse(
 pub fn internal(api: &str, message: &str) -> ! {
     let mut out = StackBuf::<1024>::new();
     let _ = writeln!(out, "pyheap: fatal error in {api}: {message}");
-    write_stderr(out.as_bytes());
+    write_report(out.as_bytes());
     std::process::abort()
 }
 

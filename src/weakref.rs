@@ -660,7 +660,7 @@ unsafe fn write_unraisable(context: &str, obj: *mut PyObject) {
         line,
         "pyheap: exception ignored in: <{name} object at {obj:p}> ({context})\n  {msg}"
     );
-    fatal::write_stderr(line.as_bytes());
+    fatal::write_report(line.as_bytes());
     error::clear();
 }
 

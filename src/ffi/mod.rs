@@ -6,6 +6,7 @@
 //! the allocation fast paths contain no panicking code (and a panic in an
 //! `extern "C"` function aborts in any case).
 
+pub mod config;
 pub mod gc;
 pub mod mem;
 pub mod object;

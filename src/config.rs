@@ -1,0 +1,393 @@
+//! Configuration in one place: the allocator mode, the collector's
+//! thresholds and debug flags, where reports go, statistics at exit and the
+//! number of frames tracing records.
+//!
+//! Sources, each overriding the ones before it: the defaults;
+//! `PYHEAP_CONF="key:value,..."`; the individual variables (`PYHEAP_MALLOC`,
+//! `PYHEAP_GC_THRESHOLD`, `PYHEAP_GC_DEBUG`, `PYHEAP_LOG_FILE`,
+//! `PYHEAP_MALLOCSTATS`, `PYHEAP_TRACE_FRAMES`), read when the library is
+//! loaded; a `PyHeap_Config` given to `PyHeap_Initialize`; and
+//! `PyHeap_SetOption(key, value)` at run time. A bad value is a warning and
+//! leaves the setting as it was, except the allocator mode, whose bad value
+//! read at load time stops the program (as CPython does for
+//! `PYTHONMALLOC`). CPython's own `PYTHON*` variables are never read: pyheap
+//! may live inside a CPython process.
+
+use core::ffi::c_int;
+use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
+use crate::debug::{self, Mode};
+use crate::domains::runtime;
+use crate::error::Error;
+use crate::fatal;
+
+/// Where a setting's current value came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Built in.
+    Default,
+    /// `PYHEAP_CONF`.
+    Conf,
+    /// Its own environment variable.
+    Env,
+    /// `PyHeap_Initialize`'s `PyHeap_Config`.
+    Init,
+    /// `PyHeap_SetOption`.
+    Option,
+}
+
+impl Source {
+    fn name(self) -> &'static str {
+        match self {
+            Source::Default => "default",
+            Source::Conf => "PYHEAP_CONF",
+            Source::Env => "environment",
+            Source::Init => "PyHeap_Initialize",
+            Source::Option => "PyHeap_SetOption",
+        }
+    }
+}
+
+/// The keys, with their environment variables.
+pub const KEYS: [(&str, &str); 6] = [
+    ("malloc", "PYHEAP_MALLOC"),
+    ("gc_threshold", "PYHEAP_GC_THRESHOLD"),
+    ("gc_debug", "PYHEAP_GC_DEBUG"),
+    ("log_file", "PYHEAP_LOG_FILE"),
+    ("malloc_stats", "PYHEAP_MALLOCSTATS"),
+    ("trace_frames", "PYHEAP_TRACE_FRAMES"),
+];
+
+/// The effective configuration (what is not kept elsewhere: the collector's
+/// thresholds and flags live in its state, the mode in the domain tables).
+pub struct Config {
+    mode: Mode,
+    log_file: Option<String>,
+    malloc_stats: bool,
+    trace_frames: usize,
+    sources: [Source; 6],
+}
+
+struct Global(core::cell::UnsafeCell<Config>);
+
+// SAFETY: written at load time and, later, under the runtime lock (the MEM
+// and OBJ rule), like the rest of the runtime.
+unsafe impl Sync for Global {}
+
+static CONFIG: Global = Global(core::cell::UnsafeCell::new(Config {
+    mode: Mode::Pymalloc,
+    log_file: None,
+    malloc_stats: false,
+    trace_frames: 1,
+    sources: [Source::Default; 6],
+}));
+
+/// Descriptor reports go to, or -1 for stderr.
+static LOG_FD: AtomicI32 = AtomicI32::new(-1);
+static STATS_AT_EXIT: AtomicBool = AtomicBool::new(false);
+
+/// The configuration.
+///
+/// # Safety
+/// Load time, or the runtime lock held; the reference is not kept.
+pub unsafe fn config() -> &'static mut Config {
+    // SAFETY: caller's contract.
+    unsafe { &mut *CONFIG.0.get() }
+}
+
+/// The descriptor reports go to (stderr unless `log_file` is set).
+pub fn log_fd() -> c_int {
+    match LOG_FD.load(Ordering::Relaxed) {
+        -1 => 2,
+        fd => fd,
+    }
+}
+
+/// Frames tracing records per allocation (for the tracing layer).
+pub fn trace_frames() -> usize {
+    // SAFETY: a plain read of a word written under the runtime lock.
+    unsafe { config().trace_frames }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "yes" | "true" | "on" => Some(true),
+        "0" | "no" | "false" | "off" | "" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_thresholds(v: &str) -> Option<[isize; 3]> {
+    let parts: Vec<&str> = v.split(['/', ',']).map(str::trim).collect();
+    if parts.len() != 3 {
+        return None;
+    }
+    let mut out = [0isize; 3];
+    for (o, p) in out.iter_mut().zip(parts) {
+        *o = p.parse().ok().filter(|&n: &isize| n >= 0)?;
+    }
+    Some(out)
+}
+
+/// Whether the MEM and OBJ domains have handed out anything yet (the
+/// allocator mode can only change before).
+fn heap_untouched() -> bool {
+    // SAFETY: runtime lock held (or load time); read only.
+    let rt = unsafe { runtime() };
+    rt.heap.counters.arenas_allocated_total == 0 && rt.raw_allocated_blocks == 0
+}
+
+/// Sets `key` to `value` from `source`. Errors say what was wrong; the
+/// setting is then unchanged.
+///
+/// # Safety
+/// Load time, or the runtime lock held.
+pub unsafe fn set(key: &str, value: &str, source: Source) -> Result<(), Error> {
+    let bad = |what: &str| Err(Error::Value(format!("{key}: {value:?} is not {what}")));
+    // SAFETY: caller's contract.
+    let c = unsafe { config() };
+    let slot = KEYS.iter().position(|(k, _)| *k == key);
+    match key {
+        "malloc" => {
+            let Some(m) = Mode::parse(value.as_bytes()) else {
+                return bad(
+                    "an allocator mode (pymalloc, pymalloc_debug, malloc, malloc_debug or debug)",
+                );
+            };
+            if m != c.mode {
+                if !heap_untouched() {
+                    return Err(Error::Value(format!(
+                        "malloc: the allocator mode cannot change once memory was allocated (it is {})",
+                        mode_name(c.mode)
+                    )));
+                }
+                // SAFETY: nothing allocated from MEM or OBJ yet.
+                unsafe { debug::apply_mode(m) };
+                c.mode = m;
+            }
+        }
+        "gc_threshold" => {
+            let Some(t) = parse_thresholds(value) else {
+                return bad("three thresholds (like 700/10/10)");
+            };
+            // SAFETY: caller's contract.
+            unsafe { runtime() }.gc.threshold = t;
+        }
+        "gc_debug" => {
+            let Some(flags) = value.parse::<i32>().ok().filter(|f| *f >= 0) else {
+                return bad("a set of debug flags (a number)");
+            };
+            // SAFETY: caller's contract.
+            unsafe { runtime() }.gc.debug = flags;
+        }
+        "log_file" => {
+            if value.is_empty() {
+                LOG_FD.store(-1, Ordering::Relaxed);
+                c.log_file = None;
+            } else {
+                let path = std::ffi::CString::new(value)
+                    .map_err(|_| Error::Value("log_file: a NUL in the path".into()))?;
+                // SAFETY: a NUL-terminated path; the flags create or append.
+                let fd = unsafe {
+                    libc::open(
+                        path.as_ptr(),
+                        libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC,
+                        0o644,
+                    )
+                };
+                if fd < 0 {
+                    return Err(Error::Value(format!(
+                        "log_file: cannot open {value:?}: {}",
+                        std::io::Error::last_os_error()
+                    )));
+                }
+                let old = LOG_FD.swap(fd, Ordering::Relaxed);
+                if old >= 0 {
+                    // SAFETY: a descriptor we opened and no longer use.
+                    unsafe { libc::close(old) };
+                }
+                c.log_file = Some(value.to_string());
+            }
+        }
+        "malloc_stats" => {
+            let Some(on) = parse_bool(value) else {
+                return bad("0 or 1");
+            };
+            c.malloc_stats = on;
+            if on && !STATS_AT_EXIT.swap(true, Ordering::Relaxed) {
+                // SAFETY: registering a plain function.
+                unsafe { libc::atexit(stats_at_exit) };
+            }
+        }
+        "trace_frames" => {
+            let Some(n) = value
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+            else {
+                return bad("a number of frames from 1 to 1000");
+            };
+            c.trace_frames = n;
+        }
+        _ => {
+            return Err(Error::Value(format!(
+                "{key:?} is not a setting (malloc, gc_threshold, gc_debug, log_file, malloc_stats, trace_frames)"
+            )));
+        }
+    }
+    if let Some(i) = slot {
+        c.sources[i] = source;
+    }
+    Ok(())
+}
+
+extern "C" fn stats_at_exit() {
+    // SAFETY: at exit, on the thread that ends the program.
+    if unsafe { config() }.malloc_stats {
+        // SAFETY: as above; read only.
+        let rt = unsafe { runtime() };
+        let mut text = String::new();
+        if crate::stats::Report::gather(&rt.heap, rt.raw_allocated_blocks)
+            .write_text(&mut text)
+            .is_ok()
+        {
+            fatal::write_report(text.as_bytes());
+        }
+    }
+}
+
+/// The mode the domain tables are in now (hooks may have been installed
+/// by `PyMem_SetupDebugHooks` or replaced by `PyMem_SetAllocator` since).
+fn effective_mode(configured: Mode) -> &'static str {
+    use crate::domains::PyMemAllocatorDomain::PYMEM_DOMAIN_OBJ;
+    // SAFETY: read only, under the runtime lock.
+    let rt = unsafe { runtime() };
+    if debug::is_hooked(PYMEM_DOMAIN_OBJ) {
+        return if configured == Mode::MallocDebug {
+            "malloc_debug"
+        } else {
+            "pymalloc_debug"
+        };
+    }
+    if rt.direct[PYMEM_DOMAIN_OBJ as usize] {
+        "pymalloc"
+    } else if configured == Mode::Malloc {
+        "malloc"
+    } else {
+        "custom (PyMem_SetAllocator)"
+    }
+}
+
+fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Pymalloc => "pymalloc",
+        Mode::PymallocDebug => "pymalloc_debug",
+        Mode::Malloc => "malloc",
+        Mode::MallocDebug => "malloc_debug",
+    }
+}
+
+/// Prints a warning about a bad setting to where reports go.
+pub fn warn(e: &Error, source: Source) {
+    let mut msg = fatal::StackBuf::<512>::new();
+    let _ = writeln!(
+        msg,
+        "pyheap: warning: {} ({}); the setting is unchanged",
+        e,
+        source.name()
+    );
+    fatal::write_report(msg.as_bytes());
+}
+
+/// The effective configuration as text, one `key: value (source)` line each.
+pub fn describe() -> String {
+    // SAFETY: runtime lock held; read only.
+    let (c, rt) = unsafe { (config(), runtime()) };
+    let t = rt.gc.threshold;
+    let values = [
+        effective_mode(c.mode).to_string(),
+        format!("{}/{}/{}", t[0], t[1], t[2]),
+        rt.gc.debug.to_string(),
+        c.log_file.clone().unwrap_or_else(|| "(stderr)".into()),
+        (c.malloc_stats as u8).to_string(),
+        c.trace_frames.to_string(),
+    ];
+    let mut out = String::new();
+    for ((key, _), (value, source)) in KEYS.iter().zip(values.iter().zip(c.sources)) {
+        let _ = writeln!(out, "{key}: {value} ({})", source.name());
+    }
+    out
+}
+
+fn getenv(name: &str) -> Option<String> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: a NUL-terminated name; the value is copied at once.
+    unsafe {
+        let v = libc::getenv(c.as_ptr());
+        (!v.is_null()).then(|| core::ffi::CStr::from_ptr(v).to_string_lossy().into_owned())
+    }
+}
+
+/// Reads `PYHEAP_CONF` and the individual variables, when the library is
+/// loaded. A bad allocator mode ends the program with status 1.
+///
+/// # Safety
+/// Load time: no other thread, no allocation from MEM or OBJ yet.
+pub unsafe fn load_from_environment() {
+    let mut settings: Vec<(String, String, Source)> = Vec::new();
+    if let Some(conf) = getenv("PYHEAP_CONF") {
+        for pair in conf.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once(':').unwrap_or((pair, ""));
+            settings.push((k.trim().to_string(), v.trim().to_string(), Source::Conf));
+        }
+    }
+    for (key, var) in KEYS {
+        if let Some(v) = getenv(var) {
+            settings.push((key.to_string(), v, Source::Env));
+        }
+    }
+    for (key, value, source) in settings {
+        // SAFETY: caller's contract.
+        if let Err(e) = unsafe { set(&key, &value, source) } {
+            if key == "malloc" {
+                let mut msg = fatal::StackBuf::<512>::new();
+                let _ = writeln!(
+                    msg,
+                    "pyheap: PYHEAP_MALLOC={value:?} is not an allocator mode \
+                     (pymalloc, pymalloc_debug, malloc, malloc_debug or debug)"
+                );
+                fatal::write_report(msg.as_bytes());
+                // SAFETY: ending the process before main, with an error status.
+                unsafe { libc::_exit(1) }
+            }
+            warn(&e, source);
+        }
+    }
+}
+
+/// Runs [`load_from_environment`] when the library is loaded (ELF
+/// constructors), before `main`.
+extern "C" fn load_time_init() {
+    // SAFETY: load time.
+    unsafe { load_from_environment() }
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static LOAD_TIME_INIT: extern "C" fn() = load_time_init;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_parse() {
+        assert_eq!(parse_thresholds("700/10/10"), Some([700, 10, 10]));
+        assert_eq!(parse_thresholds("1, 2, 3"), Some([1, 2, 3]));
+        assert_eq!(parse_thresholds("1/2"), None);
+        assert_eq!(parse_thresholds("1/-2/3"), None);
+        assert_eq!(parse_bool("yes"), Some(true));
+        assert_eq!(parse_bool("2"), None);
+    }
+}
