@@ -4,6 +4,7 @@
  * before them; calloc gives zeros and realloc growth 0xCD. Runs against
  * CPython 3.11 with PYTHONMALLOC=debug too. */
 // pyheap-test: modes pymalloc_debug malloc_debug
+// pyheap-test: no-tools
 // pyheap-test: cpython
 // pyheap-test: env PYTHONMALLOC=debug
 #include "compat.h" /* first: Python.h must precede system headers */

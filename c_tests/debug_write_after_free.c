@@ -1,11 +1,11 @@
-/* Debug allocator over the pool heap: a write to a freed block is found
- * when the pool hands the block out again (pyheap only; the malloc modes
- * cannot see the block again). */
-// pyheap-test: modes pymalloc_debug
+/* Debug allocator: a write to a freed block is found when the allocator
+ * underneath hands the block out again (pyheap only: CPython finds such
+ * writes only if the bytes are read). */
+// pyheap-test: modes pymalloc_debug malloc_debug
 // pyheap-test: abort
 // pyheap-test: stderr-address
 // pyheap-test: stderr write to freed memory
-// pyheap-test: stderr byte 0x07 at data offset 5 (0xdd expected)
+// pyheap-test: stderr byte 0x07 at data offset 20 (0xdd expected)
 #include <stdio.h>
 
 #include "pyheap.h"
@@ -13,9 +13,9 @@
 int main(void) {
     char *p = PyObject_Malloc(48);
     PyObject_Free(p);
-    printf("ADDRESS=%p\n", (void *)(p + 5));
+    printf("ADDRESS=%p\n", (void *)(p + 20));
     fflush(stdout);
-    p[5] = 7; /* use after free */
+    p[20] = 7; /* use after free */
     char *q = PyObject_Malloc(48); /* the same block: checked */
     printf("not reached %p\n", (void *)q);
     return 0;

@@ -89,7 +89,7 @@ int main(void) {
 
     Node *head = build(&Node_Type, 0);
     CHECK(head != NULL);
-    CHECK(PyHeap_GetAllocatedBlocks() == blocks_before + CHAIN);
+    CHECK(malloc_mode() || PyHeap_GetAllocatedBlocks() == blocks_before + CHAIN);
     free_on_small_stack(head);
     CHECK(deallocs == CHAIN);
     CHECK(PyHeap_GetAllocatedBlocks() == blocks_before);

@@ -33,6 +33,15 @@ static int harness_passed, harness_failed;
         }                                                                      \
     } while (0)
 
+/* 1 when running in pyheap's `malloc` or `malloc_debug` allocator mode
+ * (every block from libc): checks of the pool heap's own behaviour (block
+ * counts, in-place realloc) do not apply there, as in CPython's
+ * PYTHONMALLOC=malloc. */
+static inline int malloc_mode(void) {
+    const char *m = getenv("PYHEAP_MALLOC");
+    return m != NULL && m[0] == 'm';
+}
+
 static inline int harness_summary(void) {
     printf("%d passed, %d failed\n", harness_passed, harness_failed);
     return harness_failed == 0 && harness_passed > 0 ? 0 : 1;

@@ -181,7 +181,7 @@ static void checkpoint(long op, Py_ssize_t base) {
     CHECKF(overlaps == 0, "op %ld: %ld overlapping blocks", op, overlaps);
     CHECKF((long)n == live, "op %ld: %zu blocks found, %ld counted", op, n, live);
     Py_ssize_t blocks = allocated_blocks() - base;
-    CHECKF(blocks == live, "op %ld: %zd blocks allocated, %ld live", op, blocks,
+    CHECKF(malloc_mode() || blocks == live, "op %ld: %zd blocks allocated, %ld live", op, blocks,
            live);
 }
 

@@ -187,6 +187,29 @@ fn pooled_usable(h: &DebugDomain, base: *mut u8) -> Option<usize> {
     heap.block_size(base, "debug allocator")
 }
 
+/// Where a freed block's tag and checked bytes lie, for the allocator
+/// underneath: `(usable size, tag offset, first checked byte)`; the checked
+/// bytes end one word before the usable size. The pool heap reuses only the
+/// first word of a free block; glibc the first two (and, for free chunks
+/// outside its per-thread cache, the last word, as the next chunk's size).
+/// None when the allocator is another one, or the block too small.
+fn recycle_layout(h: &DebugDomain, base: *mut u8) -> Option<(usize, usize, usize)> {
+    if let Some(total) = pooled_usable(h, base) {
+        return Some((total, S, 2 * S));
+    }
+    if h.wrapped.same_as(&PyMemAllocatorEx::RAW) {
+        // Memcheck marks fresh malloc memory undefined: reading it to check
+        // would be a report of its own, and memcheck sees the write anyway.
+        if crate::alloc::valgrind::running_on_valgrind() {
+            return None;
+        }
+        // SAFETY: base is a live block of libc's malloc.
+        let total = unsafe { libc::malloc_usable_size(base.cast()) };
+        return (total >= 5 * S).then_some((total, 2 * S, 3 * S));
+    }
+    None
+}
+
 unsafe extern "C" fn debug_malloc(ctx: *mut c_void, n: usize) -> *mut c_void {
     // SAFETY: ctx is the domain's hook (debug_table).
     let h = unsafe { &*ctx.cast::<DebugDomain>() };
@@ -246,13 +269,13 @@ unsafe extern "C" fn debug_free(ctx: *mut c_void, p: *mut c_void) {
     // [p - 16, p + n + 16), or more if the pool block is larger.
     unsafe {
         let base = p.sub(HEADER);
-        match pooled_usable(h, base) {
-            Some(total) => {
-                // The whole pool block, and in place of the API id and pad
-                // a tag naming this block and its size, so that the next
-                // hand-out can check it (check_recycled).
+        match recycle_layout(h, base) {
+            Some((total, tag_at, _)) => {
+                // The whole usable block, and a tag naming this block and
+                // its size where the allocator underneath leaves it alone,
+                // so that the next hand-out can check it (check_recycled).
                 fill(base, DEADBYTE, total);
-                base.add(S)
+                base.add(tag_at)
                     .cast::<usize>()
                     .write_unaligned(freed_tag(base, total));
             }
@@ -362,13 +385,15 @@ fn check_block(h: &DebugDomain, p: *mut u8, api: &'static str) -> usize {
     n
 }
 
-/// True if the first data word of the block at `p` reads as freed memory
+/// True if the second data word of the block at `p` reads as freed memory
 /// (a debug free fills a block with 0xDD; the allocator underneath may
-/// reuse its first words, never the data's).
+/// reuse the block's first words, and the recycling tag may take the
+/// first data word, never the second).
 fn looks_freed(p: *mut u8) -> bool {
-    // SAFETY: a block has at least its trailer (8 bytes) at p; memory the
-    // caller passed as a block is readable there (best effort, as CPython).
-    unsafe { core::slice::from_raw_parts(p, S) }
+    // SAFETY: a block has at least its trailer and serial (16 bytes) at p;
+    // memory the caller passed as a block is readable there (best effort,
+    // as CPython).
+    unsafe { core::slice::from_raw_parts(p.add(S), S) }
         .iter()
         .all(|&b| b == DEADBYTE)
 }
@@ -379,29 +404,34 @@ fn freed_tag(base: *mut u8, total: usize) -> usize {
     (base as usize) ^ total.rotate_right(16) ^ 0x5a17_dead_0dd5_5a17usize
 }
 
-/// A block the pool heap hands out again after a debug free (its second
-/// word is the tag that free wrote for exactly this block and size) is all
-/// `0xDD` after the tag; anything else was written after the free. Every
-/// debug free of a block that overlapped this one since fills it with
-/// `0xDD`, so a tag that survives is this block's own; fresh pool memory
-/// carries none and is not checked.
+/// A block handed out again after a debug free (it carries the tag that
+/// free wrote for exactly this block and size) is all `0xDD` in its checked
+/// bytes; anything else was written after the free. Every debug free of a
+/// block that overlapped this one since fills it with `0xDD`, so a tag that
+/// survives is this block's own; fresh memory carries none and is not
+/// checked.
 fn check_recycled(h: &DebugDomain, base: *mut u8) {
-    let Some(total) = pooled_usable(h, base) else {
+    // With pooled blocks announced to memcheck, a fresh block is
+    // "undefined": reading it would be a report of its own, and memcheck
+    // finds the write itself.
+    if crate::alloc::valgrind::ENABLED {
+        return;
+    }
+    let Some((total, tag_at, from)) = recycle_layout(h, base) else {
         return;
     };
-    // SAFETY: a live pooled block of `total` (>= EXTRA) bytes, just handed
-    // to us.
+    // SAFETY: a live block of `total` (>= 5 words) bytes, just handed to us.
     let (tag, body) = unsafe {
         (
-            base.add(S).cast::<usize>().read_unaligned(),
-            core::slice::from_raw_parts(base.add(2 * S), total - 2 * S),
+            base.add(tag_at).cast::<usize>().read_unaligned(),
+            core::slice::from_raw_parts(base.add(from), total - from - S),
         )
     };
     if tag != freed_tag(base, total) {
         return;
     }
     if let Some(k) = body.iter().position(|&b| b != DEADBYTE) {
-        let offset = 2 * S + k;
+        let offset = from + k;
         let byte = body[k];
         fatal::misuse(
             Misuse::WriteAfterFree,

@@ -18,6 +18,8 @@
 //!   (every other test also runs under `PYHEAP_MALLOC=debug`).
 //! - `// pyheap-test: modes <mode>...` runs in exactly these allocator modes
 //!   (`PYHEAP_MALLOC` values; `pymalloc` is the default).
+//! - `// pyheap-test: no-tools` touches freed memory on purpose: not run
+//!   under valgrind or sanitizers (`scripts/check-tools.sh`).
 
 mod support;
 
@@ -28,6 +30,9 @@ use support::*;
 
 struct Directives {
     shared: bool,
+    pool_only: bool,
+    moded: bool,
+    no_tools: bool,
     abort: bool,
     exit: Option<i32>,
     stderr: Vec<String>,
@@ -39,6 +44,9 @@ struct Directives {
 fn directives(source: &str) -> Directives {
     let mut d = Directives {
         shared: false,
+        pool_only: false,
+        moded: false,
+        no_tools: false,
         abort: false,
         exit: None,
         stderr: vec![],
@@ -54,7 +62,10 @@ fn directives(source: &str) -> Directives {
         let (word, arg) = rest.split_once(' ').unwrap_or((rest, ""));
         match word {
             "shared" => d.shared = true,
-            "cpython" | "pool-only" | "modes" => {}
+            "cpython" => {}
+            "pool-only" => d.pool_only = true,
+            "no-tools" => d.no_tools = true,
+            "modes" => d.moded = true,
             "abort" => d.abort = true,
             "exit" => d.exit = Some(arg.trim().parse().expect("exit <status>")),
             "stderr" => d.stderr.push(arg.to_string()),
@@ -72,10 +83,36 @@ fn directives(source: &str) -> Directives {
 
 /// Builds and runs `c_tests/<name>.c`: against CPython, or against pyheap
 /// in allocator mode `mode` (`PYHEAP_MALLOC`; None for the default).
+///
+/// For tool runs (`scripts/check-tools.sh`), three variables change this:
+/// `PYHEAP_TEST_MODE` runs the default-mode tests in another allocator mode
+/// (tests marked `pool-only` and the CPython builds are then skipped),
+/// `PYHEAP_TEST_WRAPPER` runs each program under a command (valgrind), and
+/// `PYHEAP_TEST_CFLAGS` adds compiler flags (sanitizers).
 pub fn run_c_test(name: &str, against_cpython: bool, mode: Option<&str>) {
     let src = root().join("c_tests").join(format!("{name}.c"));
     let source = std::fs::read_to_string(&src).expect("read C test");
     let d = directives(&source);
+    let forced = std::env::var("PYHEAP_TEST_MODE")
+        .ok()
+        .filter(|m| !m.is_empty());
+    let wrapper = std::env::var("PYHEAP_TEST_WRAPPER")
+        .ok()
+        .filter(|w| !w.is_empty());
+    let cflags_set = std::env::var("PYHEAP_TEST_CFLAGS").is_ok_and(|c| !c.is_empty());
+    if forced.is_some() || wrapper.is_some() || cflags_set {
+        // Tool runs check pyheap and the tests for memory errors: programs
+        // that misuse memory on purpose (the abort tests, `no-tools`) and
+        // CPython's builds are not run.
+        if against_cpython || d.abort || d.no_tools || (forced.is_some() && d.pool_only) {
+            eprintln!("skipped in a tool run");
+            return;
+        }
+    }
+    let mode = match (&forced, mode, d.moded) {
+        (Some(f), None, false) => Some(f.as_str()),
+        (_, m, _) => m,
+    };
     let suffix = match (against_cpython, mode) {
         (true, _) => "_cpython".to_string(),
         (false, Some(m)) => format!("_{m}"),
@@ -89,6 +126,9 @@ pub fn run_c_test(name: &str, against_cpython: bool, mode: Option<&str>) {
     // also has a structmember.h.
     if !against_cpython {
         cc.arg("-I").arg(root().join("include"));
+    }
+    if let Ok(extra) = std::env::var("PYHEAP_TEST_CFLAGS") {
+        cc.args(extra.split_whitespace());
     }
     cc.arg("-I")
         .arg(root().join("c_tests"))
@@ -120,7 +160,15 @@ pub fn run_c_test(name: &str, against_cpython: bool, mode: Option<&str>) {
     }
     run_ok(&mut cc, &format!("compiling {name}.c"));
 
-    let mut run = Command::new(&exe);
+    let mut run = match &wrapper {
+        Some(w) => {
+            let mut words = w.split_whitespace();
+            let mut c = Command::new(words.next().expect("a wrapper command"));
+            c.args(words).arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
     // The mode is the test's, whatever the environment of `cargo test`.
     run.env_remove("PYHEAP_MALLOC");
     if let Some(m) = mode {

@@ -32,6 +32,7 @@ use super::pool::{
 };
 use super::radix::RadixMap;
 use super::size_class::*;
+use super::valgrind;
 use crate::domains::PyObjectArenaAllocator;
 
 /// The shared empty pool: its free list is always empty, so the allocation
@@ -186,6 +187,9 @@ impl SmallHeap {
                 }
             }
         }
+        // Pooled blocks are announced at their class size, so an in-place
+        // realloc needs no announcement.
+        valgrind::malloclike(block, class_size(c));
         Some(block)
     }
 
@@ -230,6 +234,8 @@ impl SmallHeap {
             if !pool::take_live(pool, p) {
                 return self.report_bad_free(p, api);
             }
+            valgrind::freelike(p);
+            valgrind::defined(p, core::mem::size_of::<*mut u8>()); // the link
             let h = &mut *pool;
             let old = h.freeblock;
             p.cast::<*mut u8>().write(old);
@@ -305,8 +311,17 @@ impl SmallHeap {
         unsafe {
             let block = match pool::reuse_pool(pool, idx, c) {
                 Some(b) => b,
-                None => init_pool(pool, idx, c),
+                None => {
+                    // Blocks of an earlier use may overlap the new ones in
+                    // memcheck's eyes: the whole pool is ours again.
+                    valgrind::defined(
+                        pool.cast::<u8>().add(POOL_OVERHEAD),
+                        POOL_SIZE - POOL_OVERHEAD,
+                    );
+                    init_pool(pool, idx, c)
+                }
             };
+            valgrind::malloclike(block, class_size(c));
             self.used[c] = pool;
             block
         }

@@ -17,6 +17,7 @@ pub mod os;
 pub mod pool;
 pub mod radix;
 pub mod size_class;
+pub mod valgrind;
 
 pub use heap::SmallHeap;
 
