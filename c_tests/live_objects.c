@@ -85,13 +85,15 @@ int main(void) {
     CHECK(PyHeap_GetLiveObjects(by_type, &t) == 0);
 
     /* Objects moved by PyObject_Realloc stay counted. */
+    /* (In the malloc modes memory given to PyObject_Init is not known to be
+     * pyheap's, so such objects are not listed.) */
     PyObject *r = PyObject_Malloc(sizeof(PyObject));
     PyObject_Init(r, &Small_Type);
-    CHECK(PyHeap_VisitObjects(visit_one, NULL) == 1);
+    CHECK(malloc_mode() || PyHeap_VisitObjects(visit_one, NULL) == 1);
     r = PyObject_Realloc(r, 2000); /* moves out of the pools */
-    CHECK(PyHeap_VisitObjects(visit_one, NULL) == 1);
+    CHECK(malloc_mode() || PyHeap_VisitObjects(visit_one, NULL) == 1);
     r = PyObject_Realloc(r, 64);
-    CHECK(PyHeap_VisitObjects(visit_one, NULL) == 1);
+    CHECK(malloc_mode() || PyHeap_VisitObjects(visit_one, NULL) == 1);
     Py_DECREF(r);
     CHECK(PyHeap_VisitObjects(visit_one, NULL) == 0);
     return harness_summary();

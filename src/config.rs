@@ -156,14 +156,19 @@ pub unsafe fn set(key: &str, value: &str, source: Source) -> Result<(), Error> {
                 );
             };
             if m != c.mode {
-                if !heap_untouched() {
+                // At load time nothing was allocated yet. Later, only a heap
+                // still in the default mode can tell that nothing was
+                // allocated from MEM or OBJ (the RAW domain is the caller's
+                // business, as with PyMem_SetAllocator).
+                let at_load = matches!(source, Source::Conf | Source::Env);
+                if !at_load && (c.mode != Mode::Pymalloc || !heap_untouched()) {
                     return Err(Error::Value(format!(
                         "malloc: the allocator mode cannot change once memory was allocated (it is {})",
                         mode_name(c.mode)
                     )));
                 }
                 // SAFETY: nothing allocated from MEM or OBJ yet.
-                unsafe { debug::apply_mode(m) };
+                unsafe { debug::set_mode(m) };
                 c.mode = m;
             }
         }

@@ -1,6 +1,6 @@
 //! The debug allocator (SPEC.md §3): CPython 3.11's debug hooks, installed
 //! over any domain's table by `PyMem_SetupDebugHooks` or by the allocator
-//! mode (`PYHEAP_MALLOC`, see [`apply_mode`]).
+//! mode (`PYHEAP_MALLOC`, see [`set_mode`]).
 //!
 //! Every block gets a header and a trailer around the caller's data, with
 //! CPython's layout and its serial-number extension:
@@ -15,9 +15,8 @@
 //! block) and both guards and stop with a report on a mismatch. Beyond
 //! CPython: the report names the kind of error (buffer overflow or
 //! underflow, wrong domain, double free, pointer never allocated), and,
-//! when the wrapped allocator is pyheap's pool heap, a freed block is
-//! checked again when the pool hands it out, so a write to freed memory is
-//! reported at that point.
+//! over pyheap's pool heap, a freed block is checked again when the pool
+//! hands it out, so a write to freed memory is reported at that point.
 
 use core::ffi::c_void;
 use core::fmt::Write;
@@ -187,27 +186,23 @@ fn pooled_usable(h: &DebugDomain, base: *mut u8) -> Option<usize> {
     heap.block_size(base, "debug allocator")
 }
 
-/// Where a freed block's tag and checked bytes lie, for the allocator
-/// underneath: `(usable size, tag offset, first checked byte)`; the checked
-/// bytes end one word before the usable size. The pool heap reuses only the
-/// first word of a free block; glibc the first two (and, for free chunks
-/// outside its per-thread cache, the last word, as the next chunk's size).
-/// None when the allocator is another one, or the block too small.
+/// Where a freed block's tag and checked bytes lie: `(usable size, tag
+/// offset, first checked byte)`; the checked bytes end one word before the
+/// usable size. Only over pyheap's pool heap, and only while both of the
+/// domains it serves (MEM and OBJ) are hooked: then every block it hands
+/// out passes through a debug free before it can be handed out again, and
+/// it reuses only the first word of a free block. An allocator shared with
+/// code outside the hooks (libc's malloc serves Rust, libc and the program
+/// too) may hand a freed block to someone else who writes to it, so no
+/// check is made there: memcheck and AddressSanitizer do that job in the
+/// `malloc` modes.
 fn recycle_layout(h: &DebugDomain, base: *mut u8) -> Option<(usize, usize, usize)> {
-    if let Some(total) = pooled_usable(h, base) {
-        return Some((total, S, 2 * S));
+    if !is_hooked(PyMemAllocatorDomain::PYMEM_DOMAIN_MEM)
+        || !is_hooked(PyMemAllocatorDomain::PYMEM_DOMAIN_OBJ)
+    {
+        return None;
     }
-    if h.wrapped.same_as(&PyMemAllocatorEx::RAW) {
-        // Memcheck marks fresh malloc memory undefined: reading it to check
-        // would be a report of its own, and memcheck sees the write anyway.
-        if crate::alloc::valgrind::running_on_valgrind() {
-            return None;
-        }
-        // SAFETY: base is a live block of libc's malloc.
-        let total = unsafe { libc::malloc_usable_size(base.cast()) };
-        return (total >= 5 * S).then_some((total, 2 * S, 3 * S));
-    }
-    None
+    pooled_usable(h, base).map(|total| (total, S, 2 * S))
 }
 
 unsafe extern "C" fn debug_malloc(ctx: *mut c_void, n: usize) -> *mut c_void {
@@ -307,10 +302,33 @@ unsafe extern "C" fn debug_realloc(ctx: *mut c_void, p: *mut c_void, n: usize) -
     // intact.
     // SAFETY: the frame was checked; the wrapped allocator's contract.
     unsafe {
-        let base = f(h.wrapped.ctx, p.cast::<u8>().sub(HEADER).cast(), n + EXTRA).cast::<u8>();
+        // As CPython: the header, the trailer and the first data bytes are
+        // poisoned first, so that if the block moves, a stale pointer to
+        // the old one reads as freed memory (and a free of it as a double
+        // free); the data bytes are put back in the block that results.
+        let old_base = p.cast::<u8>().sub(HEADER);
+        let keep = old.min(2 * S);
+        let mut saved = [0u8; 2 * S + HEADER + 2 * S];
+        ptr::copy_nonoverlapping(old_base, saved.as_mut_ptr(), HEADER + keep);
+        ptr::copy_nonoverlapping(
+            old_base.add(HEADER + old),
+            saved.as_mut_ptr().add(HEADER + 2 * S),
+            2 * S,
+        );
+        fill(old_base, DEADBYTE, HEADER + keep);
+        fill(old_base.add(HEADER + old), DEADBYTE, 2 * S);
+        let base = f(h.wrapped.ctx, old_base.cast(), n + EXTRA).cast::<u8>();
         if base.is_null() {
+            // The old block is intact again.
+            ptr::copy_nonoverlapping(saved.as_ptr(), old_base, HEADER + keep);
+            ptr::copy_nonoverlapping(
+                saved.as_ptr().add(HEADER + 2 * S),
+                old_base.add(HEADER + old),
+                2 * S,
+            );
             return ptr::null_mut();
         }
+        ptr::copy_nonoverlapping(saved.as_ptr().add(HEADER), base.add(HEADER), keep.min(n));
         write_frame(base, h.id, n);
         if n > old {
             fill(base.add(HEADER + old), CLEANBYTE, n - old);
@@ -373,8 +391,20 @@ fn check_block(h: &DebugDomain, p: *mut u8, api: &'static str) -> usize {
     if !lead_ok {
         report(Misuse::BufferUnderflow, h, p, api, Some(id));
     }
-    // SAFETY: the header is intact, so the size is the one we wrote.
+    // SAFETY: the header's id and pads are intact, so it is readable; the
+    // size may still have been overwritten, which the cap below catches.
     let n = unsafe { recorded_size(p) };
+    // The recorded size must fit the block the allocator underneath holds,
+    // before the trailer is read there.
+    let room = pooled_usable(h, base).or_else(|| {
+        // SAFETY: with libc underneath, base is one of its live blocks.
+        h.wrapped
+            .same_as(&PyMemAllocatorEx::RAW)
+            .then(|| unsafe { libc::malloc_usable_size(base.cast()) })
+    });
+    if room.is_some_and(|room| n.checked_add(EXTRA).is_none_or(|t| t > room)) {
+        report(Misuse::BufferUnderflow, h, p, api, Some(id));
+    }
     // SAFETY: the block spans n + EXTRA bytes from base.
     let tail_ok = unsafe { core::slice::from_raw_parts(p.add(n), S) }
         .iter()
@@ -420,7 +450,8 @@ fn check_recycled(h: &DebugDomain, base: *mut u8) {
     let Some((total, tag_at, from)) = recycle_layout(h, base) else {
         return;
     };
-    // SAFETY: a live block of `total` (>= 5 words) bytes, just handed to us.
+    // SAFETY: a live pooled block of `total` (>= 4 words: EXTRA) bytes,
+    // just handed to us.
     let (tag, body) = unsafe {
         (
             base.add(tag_at).cast::<usize>().read_unaligned(),
@@ -512,6 +543,9 @@ fn dump(out: &mut dyn Write, p: *mut u8) -> core::fmt::Result {
         )?;
         let n = recorded_size(p);
         writeln!(out, "      {n} bytes originally requested")?;
+        if n > (1 << 40) {
+            return writeln!(out, "      (the size is corrupt: the trailer is not read)");
+        }
         let lead = p.sub(S - 1);
         if (0..S - 1).all(|i| *lead.add(i) == FORBIDDENBYTE) {
             writeln!(
@@ -585,16 +619,26 @@ fn dump(out: &mut dyn Write, p: *mut u8) -> core::fmt::Result {
 }
 
 /// True iff `p` is the data of a live block of the OBJ domain's debug
-/// allocator (its header carries the OBJ id and intact pads). Used to
-/// register objects placed with `PyObject_Init` in such a block.
+/// allocator over the pool heap (a live pool block starts 16 bytes before
+/// it and its header carries the OBJ id and intact pads). Used to register
+/// objects placed with `PyObject_Init` in such a block.
 ///
 /// # Safety
-/// `p - 16` is readable.
+/// Runtime lock held.
 pub unsafe fn is_obj_debug_block(p: *mut u8) -> bool {
     if !is_hooked(PyMemAllocatorDomain::PYMEM_DOMAIN_OBJ) {
         return false;
     }
-    // SAFETY: caller's contract.
+    // Only over the pool heap, where the address map proves the header
+    // readable before it is read.
+    // SAFETY: runtime lock held; read only.
+    if !unsafe { runtime() }
+        .heap
+        .is_live_block(p.wrapping_sub(HEADER))
+    {
+        return false;
+    }
+    // SAFETY: p - 16 is the start of a live pooled block.
     unsafe {
         *p.sub(S) == b'o'
             && core::slice::from_raw_parts(p.sub(S - 1), S - 1)
@@ -638,15 +682,28 @@ impl Mode {
     }
 }
 
-/// Installs allocator mode `m`.
+/// Puts every domain in allocator mode `m`: the default tables first (so a
+/// mode set earlier is undone), then the mode's.
 ///
 /// # Safety
-/// Called before any MEM or OBJ allocation (at load time).
-pub unsafe fn apply_mode(m: Mode) {
+/// Called before any allocation whose block would be freed afterwards.
+pub unsafe fn set_mode(m: Mode) {
     // SAFETY: caller's contract.
     unsafe {
+        let rt = runtime();
+        rt.set_allocator(
+            PyMemAllocatorDomain::PYMEM_DOMAIN_RAW,
+            PyMemAllocatorEx::RAW,
+        );
+        rt.set_allocator(
+            PyMemAllocatorDomain::PYMEM_DOMAIN_MEM,
+            PyMemAllocatorEx::POOLED,
+        );
+        rt.set_allocator(
+            PyMemAllocatorDomain::PYMEM_DOMAIN_OBJ,
+            PyMemAllocatorEx::POOLED,
+        );
         if matches!(m, Mode::Malloc | Mode::MallocDebug) {
-            let rt = runtime();
             rt.set_allocator(
                 PyMemAllocatorDomain::PYMEM_DOMAIN_MEM,
                 PyMemAllocatorEx::RAW,

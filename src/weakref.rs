@@ -858,7 +858,11 @@ pub unsafe fn handle_gc_weakrefs(
             let op = gc::from_gc(g);
             if is_weakref(op) {
                 // A weak reference in the trash never calls back.
+                let referent = (*op.cast::<PyWeakReference>()).wr_object;
                 detach(op.cast());
+                if referent != none() && (*(*referent).ob_type).tp_weaklistoffset < 0 {
+                    release_managed_head(referent);
+                }
             }
             if !supports((*op).ob_type) {
                 return;
@@ -889,6 +893,9 @@ pub unsafe fn handle_gc_weakrefs(
         });
 
         let ran = !list::is_empty(to_call);
+        // A failing callback's error is reported and dropped; the error the
+        // thread had before the collection is kept, as in clear_weakrefs.
+        let saved = if ran { error::last() } else { None };
         let mut freed = 0;
         while !list::is_empty(to_call) {
             let g = list::next(to_call);
@@ -902,6 +909,12 @@ pub unsafe fn handle_gc_weakrefs(
                 list::move_to(g, old);
             } else {
                 freed += 1;
+            }
+        }
+        if ran {
+            match saved {
+                Some(e) => error::set(e),
+                None => error::clear(),
             }
         }
         (freed, ran)

@@ -274,10 +274,15 @@ impl SmallHeap {
         }
     }
 
-    /// Slow path of `alloc`: no partly used pool of class `c` exists. Null
-    /// if no arena could be had.
+    /// Slow path of `alloc`: no partly used pool of class `c` exists (the
+    /// new pool becomes the only one on its list). Null if no arena could be
+    /// had.
     #[inline(never)]
-    pub fn alloc_from_new_pool(&mut self, c: usize) -> *mut u8 {
+    pub(crate) fn alloc_from_new_pool(&mut self, c: usize) -> *mut u8 {
+        debug_assert!(
+            self.used[c] == sentinel(),
+            "class {c} still has a partly used pool"
+        );
         let mut idx = self.arenas.fullest_with_room();
         if idx == NONE {
             match self.new_arena() {

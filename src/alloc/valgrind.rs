@@ -19,9 +19,10 @@ mod imp {
     fn request(req: usize, a: [usize; 5]) {
         let args = [req, a[0], a[1], a[2], a[3], a[4]];
         // SAFETY: Valgrind's magic sequence: four rotations of rdi by a
-        // total of 128 bits (rdi ends where it began) and an exchange of rbx
-        // with itself; outside Valgrind nothing changes but rdx, which we
-        // declare. Under Valgrind it reads the six words at rax.
+        // total of 128 bits and an exchange of rbx with itself. Outside
+        // Valgrind it changes only rdi (declared clobbered), the flags (not
+        // declared preserved) and nothing else; under Valgrind it reads the
+        // six words at rax and sets rdx (declared).
         unsafe {
             core::arch::asm!(
                 "rol rdi, 3",
@@ -32,7 +33,7 @@ mod imp {
                 in("rax") args.as_ptr(),
                 inout("rdx") 0usize => _,
                 inout("rdi") 0usize => _,
-                options(nostack, preserves_flags),
+                options(nostack),
             );
         }
     }
@@ -71,49 +72,6 @@ mod imp {
 }
 
 pub use imp::*;
-
-/// True iff the program runs under Valgrind (asked once, with the
-/// `RUNNING_ON_VALGRIND` client request, on x86-64; false elsewhere).
-pub fn running_on_valgrind() -> bool {
-    use core::sync::atomic::{AtomicU8, Ordering};
-    static ANSWER: AtomicU8 = AtomicU8::new(0);
-    match ANSWER.load(Ordering::Relaxed) {
-        1 => false,
-        2 => true,
-        _ => {
-            let yes = ask_running_on_valgrind();
-            ANSWER.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
-            yes
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn ask_running_on_valgrind() -> bool {
-    let args = [0x1001usize, 0, 0, 0, 0, 0];
-    let mut result = 0usize;
-    // SAFETY: Valgrind's no-op request sequence (see `imp::request`);
-    // outside Valgrind rdx keeps the default, 0.
-    unsafe {
-        core::arch::asm!(
-            "rol rdi, 3",
-            "rol rdi, 13",
-            "rol rdi, 61",
-            "rol rdi, 51",
-            "xchg rbx, rbx",
-            in("rax") args.as_ptr(),
-            inout("rdx") result,
-            inout("rdi") 0usize => _,
-            options(nostack, preserves_flags),
-        );
-    }
-    result != 0
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn ask_running_on_valgrind() -> bool {
-    false
-}
 
 /// True iff the `valgrind` feature is built in.
 pub const ENABLED: bool = cfg!(all(feature = "valgrind", target_arch = "x86_64"));

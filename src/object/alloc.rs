@@ -95,15 +95,11 @@ pub unsafe fn object_init(op: *mut PyObject, tp: *mut PyTypeObject) -> *mut PyOb
         let rt = runtime();
         if rt.heap.is_live_block(op.cast()) {
             rt.heap.set_object(op.cast(), false);
-        } else if crate::debug::is_obj_debug_block(op.cast())
-            || crate::domains::table(crate::domains::PyMemAllocatorDomain::PYMEM_DOMAIN_OBJ)
-                .same_as(&crate::domains::PyMemAllocatorEx::RAW)
-        {
-            // A block from the OBJ debug allocator, or (the `malloc` mode)
-            // from libc through PyObject_Malloc: freed or moved through
-            // PyObject_Free/Realloc, which keep the registry. (Memory from
-            // elsewhere given to PyObject_Init in the malloc mode must stay
-            // valid while the object lives, as an object's memory must.)
+        } else if crate::debug::is_obj_debug_block(op.cast()) {
+            // A block from the OBJ debug allocator over the pool heap: freed
+            // or moved through PyObject_Free/Realloc, which keep the
+            // registry. (In the malloc modes, memory given to PyObject_Init
+            // is not recognised, so such an object is not listed as live.)
             rt.objects.remember_raw(op.cast(), false);
         }
         init(op, tp);

@@ -4,7 +4,7 @@
 
 use core::ffi::c_void;
 
-use super::alloc::{init, new_object};
+use super::alloc::new_object;
 use super::dealloc::{decref, incref};
 use super::layout::*;
 use super::tuple;
@@ -115,14 +115,13 @@ pub fn new_ccallback(
     ctx: *mut c_void,
 ) -> *mut PyObject {
     let tp = &raw mut CCALLBACK_TYPE;
-    // SAFETY: the type is static and ready; the new object is initialised
-    // field by field before use.
+    // SAFETY: the type is static and ready; new_object set the header, the
+    // fields are set before use.
     unsafe {
         let op = new_object(tp).cast::<CCallback>();
         if op.is_null() {
             return core::ptr::null_mut();
         }
-        init(op.cast(), tp);
         (*op).f = f;
         (*op).ctx = ctx;
         op.cast()

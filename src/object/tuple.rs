@@ -1,7 +1,7 @@
 //! A minimal tuple type with CPython's C API, for calling objects (weak
 //! reference callbacks take their arguments as a tuple). Tuples are GC
-//! objects, tracked at creation; a full collection untracks the ones that
-//! hold no GC object, as CPython's does.
+//! objects, tracked at creation; every collection untracks the surviving
+//! ones that hold no GC object, as CPython's does.
 
 use core::ffi::{c_int, c_void};
 
@@ -54,9 +54,16 @@ unsafe extern "C" fn tuple_dealloc(op: *mut PyObject) {
                 decref(item);
             }
         }
-        super::alloc::gc_del(op);
-        let st = &mut crate::domains::runtime().objects;
-        st.tuples = st.tuples.saturating_sub(1);
+        // Only exact tuples are counted (tuple::new makes only those).
+        if (*op).ob_type == tuple_type() {
+            let st = &mut crate::domains::runtime().objects;
+            debug_assert!(st.tuples > 0);
+            st.tuples = st.tuples.saturating_sub(1);
+        }
+        match (*(*op).ob_type).tp_free {
+            Some(free) => free(op.cast()),
+            None => super::alloc::gc_del(op),
+        }
     }
 }
 
