@@ -11,7 +11,8 @@
 #   bash scripts/check-tools.sh            all three
 #
 # Needs valgrind (apt-get install -y valgrind) and gcc's sanitizer runtimes
-# (part of gcc on Debian). Not run by CI: it takes several minutes.
+# (part of gcc on Debian). Not run by CI: under valgrind the suite takes
+# about 15 minutes on 2 cores, under the sanitizers about 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
