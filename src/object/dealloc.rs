@@ -426,6 +426,30 @@ pub unsafe extern "C" fn subtype_dealloc(op: *mut PyObject) {
         if own_weaklist && ((*tp).tp_finalize.is_some() || (*tp).tp_del.is_some()) {
             crate::weakref::clear_weakrefs_no_callbacks(op);
         }
+        // CPython's clear_slots: the writable object members (T_OBJECT_EX)
+        // of each heap type up to the nearest base with its own
+        // deallocator are released.
+        let mut t = tp;
+        while !t.is_null() && t != base {
+            if is_heap_type(t) && !(*t).tp_members.is_null() {
+                let mut m = (*t).tp_members;
+                while !(*m).name.is_null() {
+                    if (*m).r#type == T_OBJECT_EX && (*m).flags & READONLY == 0 && (*m).offset > 0 {
+                        let slot = op
+                            .cast::<u8>()
+                            .add((*m).offset as usize)
+                            .cast::<*mut PyObject>();
+                        let obj = *slot;
+                        if !obj.is_null() {
+                            *slot = core::ptr::null_mut();
+                            decref(obj);
+                        }
+                    }
+                    m = m.add(1);
+                }
+            }
+            t = (*t).tp_base;
+        }
         // A GC base's deallocator expects a tracked object.
         if !base.is_null() && (*base).tp_flags & Py_TPFLAGS_HAVE_GC != 0 {
             track();

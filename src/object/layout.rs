@@ -136,6 +136,12 @@ pub struct PyMethodDef {
     pub ml_doc: *const c_char,
 }
 
+/// The object member type that raises when NULL (`T_OBJECT_EX`); the
+/// default deallocator of heap types releases such members.
+pub(crate) const T_OBJECT_EX: c_int = 16;
+/// The read-only member flag (`READONLY`).
+pub(crate) const READONLY: c_int = 1;
+
 /// CPython 3.12's name for the `Py_ssize_t` member type (`T_PYSSIZET`).
 pub const Py_T_PYSSIZET: c_int = 19;
 /// CPython 3.12's name for the read-only member flag (`READONLY`).
