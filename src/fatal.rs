@@ -50,34 +50,39 @@ impl<const N: usize> Write for StackBuf<N> {
 pub type PyHeap_OutputFn =
     Option<unsafe extern "C" fn(text: *const c_char, len: usize, ctx: *mut c_void)>;
 
-static OUTPUT_FN: AtomicUsize = AtomicUsize::new(0);
-static OUTPUT_CTX: AtomicUsize = AtomicUsize::new(0);
+/// The output callback and its context, as one pair: `set_output` fills
+/// the slot not in use, then publishes its number, so a report never pairs
+/// one setting's function with another's context (unless two settings race
+/// each other during one report).
+static OUTPUT: [[AtomicUsize; 2]; 2] = [
+    [AtomicUsize::new(0), AtomicUsize::new(0)],
+    [AtomicUsize::new(0), AtomicUsize::new(0)],
+];
+static OUTPUT_SLOT: AtomicUsize = AtomicUsize::new(0);
 
 /// Sends reports to `f(text, len, ctx)` from now on (None: back to the log
 /// file or stderr).
 pub fn set_output(f: PyHeap_OutputFn, ctx: *mut c_void) {
-    OUTPUT_CTX.store(ctx as usize, Ordering::Relaxed);
-    OUTPUT_FN.store(f.map_or(0, |f| f as usize), Ordering::Release);
+    let next = OUTPUT_SLOT.load(Ordering::Acquire) ^ 1;
+    OUTPUT[next][0].store(f.map_or(0, |f| f as usize), Ordering::Relaxed);
+    OUTPUT[next][1].store(ctx as usize, Ordering::Relaxed);
+    OUTPUT_SLOT.store(next, Ordering::Release);
 }
 
 /// Writes a report (a misuse report, a warning, statistics at exit): to the
 /// callback set with `PyHeap_SetOutput`, else to `PYHEAP_LOG_FILE`, else to
 /// stderr. Never allocates; failures are ignored.
 pub fn write_report(bytes: &[u8]) {
-    let f = OUTPUT_FN.load(Ordering::Acquire);
+    let slot = &OUTPUT[OUTPUT_SLOT.load(Ordering::Acquire)];
+    let f = slot[0].load(Ordering::Relaxed);
     if f != 0 {
+        let ctx = slot[1].load(Ordering::Relaxed) as *mut c_void;
         // SAFETY: the value was stored from a function pointer of this type
         // by set_output.
         let f: unsafe extern "C" fn(*const c_char, usize, *mut c_void) =
             unsafe { core::mem::transmute(f) };
         // SAFETY: the program's callback, with a live buffer.
-        unsafe {
-            f(
-                bytes.as_ptr().cast(),
-                bytes.len(),
-                OUTPUT_CTX.load(Ordering::Relaxed) as *mut c_void,
-            )
-        };
+        unsafe { f(bytes.as_ptr().cast(), bytes.len(), ctx) };
         return;
     }
     write_fd(crate::config::log_fd(), bytes);
