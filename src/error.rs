@@ -54,6 +54,12 @@ pub enum PyHeap_ErrorKind {
 }
 
 impl Error {
+    /// CPython's `PyErr_BadInternalCall`: a `SystemError` for a NULL or
+    /// wrong-typed argument.
+    pub fn bad_internal_call() -> Error {
+        Error::System("bad argument to internal function".into())
+    }
+
     /// The kind, for C.
     pub fn kind(&self) -> PyHeap_ErrorKind {
         match self {

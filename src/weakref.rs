@@ -155,11 +155,6 @@ unsafe extern "C" fn proxy_call(
     }
 }
 
-const ZEROED_TYPE: PyTypeObject = {
-    // SAFETY: every field of PyTypeObject accepts all-zero bits.
-    unsafe { core::mem::zeroed() }
-};
-
 const fn weakref_type(name: &'static core::ffi::CStr, call: ternaryfunc) -> PyTypeObject {
     PyTypeObject {
         ob_base: PyVarObject {
@@ -571,7 +566,7 @@ pub unsafe fn get_object(r: *mut PyObject) -> *mut PyObject {
     // SAFETY: caller's contract.
     unsafe {
         if r.is_null() || !is_weakref(r) {
-            return error::null(Error::System("bad argument to internal function".into()));
+            return error::null(Error::bad_internal_call());
         }
         referent(r.cast())
     }
@@ -587,7 +582,7 @@ pub unsafe fn get_ref(r: *mut PyObject, pobj: *mut *mut PyObject) -> c_int {
     unsafe {
         *pobj = ptr::null_mut();
         if r.is_null() {
-            error::set(Error::System("bad argument to internal function".into()));
+            error::set(Error::bad_internal_call());
             return -1;
         }
         if !is_weakref(r) {
@@ -676,7 +671,7 @@ pub unsafe fn clear_weakrefs(op: *mut PyObject) {
     // until detached, and each one is held while its callback runs.
     unsafe {
         if op.is_null() || !supports((*op).ob_type) || (*op).ob_refcnt != 0 {
-            error::set(Error::System("bad argument to internal function".into()));
+            error::set(Error::bad_internal_call());
             return;
         }
         let list = list_ptr(op, false);
@@ -800,9 +795,6 @@ pub unsafe fn check_dangling(
         if !dangling {
             continue;
         }
-        // Forget the managed head, if any, so the address can be reused.
-        // SAFETY: runtime lock held.
-        unsafe { runtime().weakrefs.managed.remove(&(op as usize)) };
         fatal::misuse(
             Misuse::DanglingWeakref,
             op as usize,
@@ -933,11 +925,8 @@ pub unsafe fn new_ref_with_c_callback(
 ) -> *mut PyObject {
     // SAFETY: caller's contract.
     unsafe {
-        if !supports((*ob).ob_type) {
-            return error::null(Error::Type(format!(
-                "cannot create weak reference to '{}' object",
-                type_name((*ob).ob_type)
-            )));
+        if let Err(e) = prepare(ob, ptr::null_mut()) {
+            return error::null(e);
         }
         let cb = call::new_ccallback(f, ctx);
         if cb.is_null() {

@@ -137,7 +137,7 @@ pub unsafe extern "C" fn PyHeap_Initialize(c: *const PyHeap_Config) -> c_int {
 pub unsafe extern "C" fn PyHeap_SetOption(key: *const c_char, value: *const c_char) -> c_int {
     super::boundary("PyHeap_SetOption", || {
         if key.is_null() || value.is_null() {
-            error::set(Error::System("bad argument to internal function".into()));
+            error::set(Error::bad_internal_call());
             return -1;
         }
         // SAFETY: caller's contract.

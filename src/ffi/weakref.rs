@@ -20,7 +20,7 @@ pub type PyHeap_WeakrefCallback =
 /// Sets a `SystemError` for a NULL argument; true if `op` is NULL.
 fn null_arg(op: *mut PyObject) -> bool {
     if op.is_null() {
-        error::set(Error::System("bad argument to internal function".into()));
+        error::set(Error::bad_internal_call());
     }
     op.is_null()
 }
@@ -93,7 +93,7 @@ pub unsafe extern "C" fn PyWeakref_GetObject(ref_: *mut PyObject) -> *mut PyObje
 pub unsafe extern "C" fn PyWeakref_GetRef(ref_: *mut PyObject, pobj: *mut *mut PyObject) -> c_int {
     super::boundary("PyWeakref_GetRef", || {
         if pobj.is_null() {
-            error::set(Error::System("bad argument to internal function".into()));
+            error::set(Error::bad_internal_call());
             return -1;
         }
         // SAFETY: caller's contract.

@@ -85,11 +85,6 @@ unsafe extern "C" fn ccallback_call(
     }
 }
 
-const ZEROED_TYPE: PyTypeObject = {
-    // SAFETY: every field of PyTypeObject accepts all-zero bits.
-    unsafe { core::mem::zeroed() }
-};
-
 /// The type of [`CCallback`] objects.
 pub static mut CCALLBACK_TYPE: PyTypeObject = PyTypeObject {
     ob_base: PyVarObject {

@@ -366,6 +366,14 @@ pub const Py_TPFLAGS_DEFAULT: c_ulong = 0;
 /// Size of the GC header before each GC object (CPython's `PyGC_Head`).
 pub const GC_HEADER_SIZE: usize = 16;
 
+/// A type object with every field zero, to complete static type
+/// initialisers (`..ZEROED_TYPE`).
+pub(crate) const ZEROED_TYPE: PyTypeObject = {
+    // SAFETY: every field of PyTypeObject accepts all-zero bits (integers,
+    // nullable pointers and `Option`s of function pointers).
+    unsafe { core::mem::zeroed() }
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -67,11 +67,6 @@ unsafe extern "C" fn tuple_dealloc(op: *mut PyObject) {
     }
 }
 
-const ZEROED_TYPE: PyTypeObject = {
-    // SAFETY: every field of PyTypeObject accepts all-zero bits.
-    unsafe { core::mem::zeroed() }
-};
-
 /// The tuple type.
 #[unsafe(no_mangle)]
 pub static mut PyTuple_Type: PyTypeObject = PyTypeObject {
@@ -115,7 +110,7 @@ pub unsafe fn is_tuple(op: *mut PyObject) -> bool {
 /// `PyTuple_New(n)`: a tracked tuple of `n` NULL items.
 pub fn new(n: Py_ssize_t) -> *mut PyObject {
     if n < 0 {
-        return error::null(Error::System("bad argument to internal function".into()));
+        return error::null(Error::bad_internal_call());
     }
     // SAFETY: the tuple type is a valid, ready type.
     unsafe {
@@ -152,7 +147,7 @@ pub unsafe fn size(op: *mut PyObject) -> Py_ssize_t {
     // SAFETY: caller's contract.
     unsafe {
         if op.is_null() || !is_tuple(op) {
-            error::set(Error::System("bad argument to internal function".into()));
+            error::set(Error::bad_internal_call());
             return -1;
         }
         (*op.cast::<PyVarObject>()).ob_size
@@ -191,7 +186,7 @@ pub unsafe fn set_item(op: *mut PyObject, i: Py_ssize_t, item: *mut PyObject) ->
             if !item.is_null() {
                 decref(item);
             }
-            error::set(Error::System("bad argument to internal function".into()));
+            error::set(Error::bad_internal_call());
             return -1;
         }
         let n = (*op.cast::<PyVarObject>()).ob_size;

@@ -7,14 +7,6 @@ use core::ffi::{c_char, c_void};
 use super::layout::*;
 use crate::domains::Py_ssize_t;
 
-/// An all-zero type object, for building the static ones.
-const ZEROED_TYPE: PyTypeObject = {
-    // SAFETY: every field of PyTypeObject is an integer, a raw pointer or an
-    // Option of a function pointer, for all of which all-zero is valid
-    // (0, NULL, None).
-    unsafe { core::mem::zeroed() }
-};
-
 /// A heap type: the type object followed by what pyheap owns for it.
 #[repr(C)]
 pub struct HeapType {
