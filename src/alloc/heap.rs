@@ -53,8 +53,7 @@ static EMPTY_POOL: Sentinel = Sentinel(PoolHeader {
     nextoffset: u32::MAX,
     maxnextoffset: 0,
     size: 0,
-    live: [0; pool::LIVE_WORDS],
-    objs: [0; pool::LIVE_WORDS],
+    state: [0; pool::STATE_WORDS],
     gcs: [0; pool::LIVE_WORDS],
 });
 
@@ -606,10 +605,10 @@ impl SmallHeap {
         let pool = pool_of(p);
         // SAFETY: as in free: the header of a pooled address is our memory.
         unsafe {
-            if !pool::is_live(pool, p) {
-                self.bad_pointer(p, api);
+            match pool::live_kind(pool, p) {
+                Some(kind) => ((*pool).size as usize, kind),
+                None => self.bad_pointer(p, api),
             }
-            ((*pool).size as usize, pool::object_kind(pool, p))
         }
     }
 
@@ -627,13 +626,15 @@ impl SmallHeap {
     pub fn for_each_object(&self, mut f: impl FnMut(*mut u8, bool)) {
         self.for_each_pool(|h| {
             let base = h as *const PoolHeader as usize;
-            for w in 0..pool::LIVE_WORDS {
-                let mut bits = h.live[w] & h.objs[w];
+            for w in 0..pool::STATE_WORDS {
+                let st = h.state[w];
+                // Live bits whose object bit is set too.
+                let mut bits = st & (st >> 1) & pool::LIVE_BITS;
                 while bits != 0 {
-                    let b = bits.trailing_zeros() as usize;
+                    let g = w * 32 + bits.trailing_zeros() as usize / 2;
                     bits &= bits - 1;
-                    let block = (base + ((w * 64 + b) << ALIGNMENT_SHIFT)) as *mut u8;
-                    f(block, h.gcs[w] >> b & 1 == 1);
+                    let block = (base + (g << ALIGNMENT_SHIFT)) as *mut u8;
+                    f(block, h.gcs[g >> 6] >> (g & 63) & 1 == 1);
                 }
             }
         });
@@ -684,7 +685,7 @@ impl SmallHeap {
                 if a.free_mask >> i & 1 == 0 {
                     check_pool(h, idx)
                         .map_err(|e| format!("pool.rs {e} (pool {:#x})", a.pool_addr(i)))?;
-                } else if h.live.iter().chain(h.objs.iter()).any(|&w| w != 0) {
+                } else if h.state.iter().any(|&w| w != 0) {
                     return Err(format!(
                         "pool.rs (6) free pool {:#x} has live or object bits",
                         a.pool_addr(i)
@@ -756,11 +757,15 @@ fn check_pool(h: &PoolHeader, arena: u32) -> Result<(), String> {
     }
     let carved = (next - POOL_OVERHEAD) / size;
     // (1) live bits exactly at allocated block starts.
-    let live_bits: u32 = h.live.iter().map(|w| w.count_ones()).sum();
+    let live_bits: u32 = h
+        .state
+        .iter()
+        .map(|w| (w & pool::LIVE_BITS).count_ones())
+        .sum();
     if live_bits != h.count {
         return Err(format!("(1) count {} but {live_bits} live bits", h.count));
     }
-    if h.objs.iter().zip(h.live.iter()).any(|(o, l)| o & !l != 0) {
+    if h.state.iter().any(|w| (w >> 1) & !w & pool::LIVE_BITS != 0) {
         return Err("(5) object bit on a block that is not allocated".into());
     }
     for k in carved..capacity.max(carved) {

@@ -8,20 +8,21 @@
 //! ```
 //!
 //! Invariants of a pool in use (not on its arena's free mask):
-//! 1. `count` blocks are allocated, and exactly their start granules are set
-//!    in `live` (one bit per 16-byte granule of the pool). Nothing else is
-//!    set.
+//! 1. `count` blocks are allocated, and exactly their start granules have
+//!    their live bit set in `state` (two bits per 16-byte granule of the
+//!    pool: live, and holds an object). Nothing else is live.
 //! 2. `freeblock` heads a list, linked through the first word of each free
 //!    block, of the blocks below `nextoffset` that are not allocated.
 //! 3. Blocks at `nextoffset` and above have never been handed out.
 //! 4. `freeblock` is null iff the pool is full, and the pool is on its size
 //!    class's used list iff it is neither full nor free (allocation refills
 //!    `freeblock` from the virgin blocks eagerly, as CPython does).
-//! 5. `objs` ⊆ `live`: a block is marked as holding an object only while it
-//!    is allocated (free clears both bits in one step).
+//! 5. A granule's object bit is set only with its live bit: a block is
+//!    marked as holding an object only while it is allocated (free clears
+//!    both bits, which share a word, in one store).
 //!
 //! And of every pool of an arena, in use or not:
-//! 6. When the pool is not in use, `live` and `objs` are all zero (its last
+//! 6. When the pool is not in use, `state` is all zero (its last
 //!    block's free cleared them; a new arena's memory is zero or its headers
 //!    are zeroed; a purge gives back zero pages). So `init_pool` does not
 //!    clear them.
@@ -36,8 +37,12 @@ use core::ptr;
 
 use super::size_class::{ALIGNMENT, ALIGNMENT_SHIFT, POOL_MASK, POOL_SIZE, class_size};
 
-/// Words in the live bitmap: one bit per 16-byte granule of the pool.
+/// Words of a one-bit-per-granule bitmap (`gcs`).
 pub(crate) const LIVE_WORDS: usize = POOL_SIZE / 16 / 64;
+/// Words of `state`: two bits per granule.
+pub(crate) const STATE_WORDS: usize = 2 * LIVE_WORDS;
+/// The live bits of a `state` word (the even ones).
+pub(crate) const LIVE_BITS: u64 = 0x5555_5555_5555_5555;
 
 /// The header at the start of every pool in use.
 #[repr(C)]
@@ -60,13 +65,13 @@ pub struct PoolHeader {
     pub maxnextoffset: u32,
     /// Block size in bytes.
     pub size: u32,
-    /// Bit `g` set iff an allocated block starts at granule `g`.
-    pub live: [u64; LIVE_WORDS],
-    /// Bit `g` set iff the allocated block at granule `g` holds an object
-    /// (cleared by every free, with `live`).
-    pub objs: [u64; LIVE_WORDS],
-    /// Meaningful only where `objs` is set: the object is a GC object, whose
-    /// `PyObject` starts after a 16-byte GC header.
+    /// Two bits per granule `g`, in word `g / 32` at bits `2 (g % 32)`
+    /// (live: an allocated block starts there) and `2 (g % 32) + 1` (that
+    /// block holds an object). Sharing a word, a free clears both with one
+    /// store, on one cache line.
+    pub state: [u64; STATE_WORDS],
+    /// Bit `g` meaningful only where the object bit is set: the object is a
+    /// GC object, whose `PyObject` starts after a 16-byte GC header.
     pub gcs: [u64; LIVE_WORDS],
 }
 
@@ -84,14 +89,31 @@ pub fn pool_of(p: *mut u8) -> *mut PoolHeader {
     ((p as usize) & !POOL_MASK) as *mut PoolHeader
 }
 
-/// The word and bit of `live` that describe a block starting at `p`.
+/// The `state` word describing a block starting at the 16-byte aligned
+/// `p`, and the position of its live bit there (its object bit is next;
+/// the position is meaningless for an unaligned `p`, which callers reject).
 #[inline(always)]
-fn live_slot(pool: *mut PoolHeader, p: *mut u8) -> (*mut u64, u64) {
+fn state_slot(pool: *mut PoolHeader, p: *mut u8) -> (*mut u64, u32) {
     let granule = ((p as usize) & POOL_MASK) >> ALIGNMENT_SHIFT;
-    // SAFETY: only an address computation inside the header: granule / 64 <
-    // LIVE_WORDS because granule < POOL_SIZE / 16.
+    // SAFETY: only an address computation inside the header: granule / 32
+    // < STATE_WORDS because granule < POOL_SIZE / 16.
     let word = unsafe {
-        ptr::addr_of_mut!((*pool).live)
+        ptr::addr_of_mut!((*pool).state)
+            .cast::<u64>()
+            .add(granule >> 5)
+    };
+    // 2 (g % 32) is bits 3..8 of an aligned p: the shift instructions take
+    // the count mod 64, so no mask is needed.
+    (word, (((p as usize) >> 3) & 63) as u32)
+}
+
+/// The word and bit of `gcs` for a block starting at `p`.
+#[inline(always)]
+fn gcs_slot(pool: *mut PoolHeader, p: *mut u8) -> (*mut u64, u64) {
+    let granule = ((p as usize) & POOL_MASK) >> ALIGNMENT_SHIFT;
+    // SAFETY: as in state_slot, for LIVE_WORDS words of 64 granules.
+    let word = unsafe {
+        ptr::addr_of_mut!((*pool).gcs)
             .cast::<u64>()
             .add(granule >> 6)
     };
@@ -110,9 +132,9 @@ fn granule_aligned(p: *mut u8) -> bool {
 /// `pool` must be the live header of the pool containing `p`.
 #[inline(always)]
 pub unsafe fn mark_live(pool: *mut PoolHeader, p: *mut u8) {
-    let (word, bit) = live_slot(pool, p);
+    let (word, shift) = state_slot(pool, p);
     // SAFETY: word points into the live header (caller's contract).
-    unsafe { *word |= bit };
+    unsafe { *word |= 1 << shift };
 }
 
 /// Clears the live and object bits of the block at `p`; returns false if it
@@ -126,16 +148,15 @@ pub unsafe fn take_live(pool: *mut PoolHeader, p: *mut u8) -> bool {
     if !granule_aligned(p) {
         return false;
     }
-    let (word, bit) = live_slot(pool, p);
-    // SAFETY: word points into the pool header's live array (caller's
-    // contract); the objs array has the same length right after it.
+    let (word, shift) = state_slot(pool, p);
+    // SAFETY: word points into the pool header's state array (caller's
+    // contract).
     unsafe {
         let w = *word;
-        if w & bit == 0 {
+        if (w >> shift) & 1 == 0 {
             return false;
         }
-        *word = w & !bit;
-        *word.add(LIVE_WORDS) &= !bit;
+        *word = w & !(3 << shift);
         true
     }
 }
@@ -146,14 +167,15 @@ pub unsafe fn take_live(pool: *mut PoolHeader, p: *mut u8) -> bool {
 /// `pool` must be the live header of the pool containing the live block `p`.
 #[inline(always)]
 pub unsafe fn mark_object(pool: *mut PoolHeader, p: *mut u8, gc: bool) {
-    let (word, bit) = live_slot(pool, p);
-    // SAFETY: word indexes live; objs and gcs follow at LIVE_WORDS strides.
+    let (word, shift) = state_slot(pool, p);
+    let (gword, bit) = gcs_slot(pool, p);
+    // SAFETY: both words lie in the live header (caller's contract).
     unsafe {
-        *word.add(LIVE_WORDS) |= bit;
+        *word |= 2 << shift;
         if gc {
-            *word.add(2 * LIVE_WORDS) |= bit;
+            *gword |= bit;
         } else {
-            *word.add(2 * LIVE_WORDS) &= !bit;
+            *gword &= !bit;
         }
     }
 }
@@ -164,9 +186,9 @@ pub unsafe fn mark_object(pool: *mut PoolHeader, p: *mut u8, gc: bool) {
 /// As for [`mark_object`].
 #[inline(always)]
 pub unsafe fn unmark_object(pool: *mut PoolHeader, p: *mut u8) {
-    let (word, bit) = live_slot(pool, p);
+    let (word, shift) = state_slot(pool, p);
     // SAFETY: as in mark_object.
-    unsafe { *word.add(LIVE_WORDS) &= !bit };
+    unsafe { *word &= !(2 << shift) };
 }
 
 /// `None` if the block at `p` holds no object, else `Some(is_gc)`.
@@ -175,13 +197,42 @@ pub unsafe fn unmark_object(pool: *mut PoolHeader, p: *mut u8) {
 /// As for [`mark_object`].
 #[inline(always)]
 pub unsafe fn object_kind(pool: *mut PoolHeader, p: *mut u8) -> Option<bool> {
-    let (word, bit) = live_slot(pool, p);
+    if !granule_aligned(p) {
+        return None;
+    }
+    let (word, shift) = state_slot(pool, p);
     // SAFETY: as in mark_object.
     unsafe {
-        if *word & *word.add(LIVE_WORDS) & bit == 0 {
+        if (*word >> shift) & 3 != 3 {
             return None;
         }
-        Some(*word.add(2 * LIVE_WORDS) & bit != 0)
+        let (gword, bit) = gcs_slot(pool, p);
+        Some(*gword & bit != 0)
+    }
+}
+
+/// For an allocated block starting at `p`: whether it holds an object (and
+/// a GC one); None if no allocated block starts at `p`. One read of the
+/// state word.
+///
+/// # Safety
+/// As for [`take_live`].
+#[inline(always)]
+pub unsafe fn live_kind(pool: *mut PoolHeader, p: *mut u8) -> Option<Option<bool>> {
+    if !granule_aligned(p) {
+        return None;
+    }
+    let (word, shift) = state_slot(pool, p);
+    // SAFETY: caller's contract.
+    unsafe {
+        match (*word >> shift) & 3 {
+            1 => Some(None),
+            3 => {
+                let (gword, bit) = gcs_slot(pool, p);
+                Some(Some(*gword & bit != 0))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -194,9 +245,9 @@ pub unsafe fn is_live(pool: *mut PoolHeader, p: *mut u8) -> bool {
     if !granule_aligned(p) {
         return false;
     }
-    let (word, bit) = live_slot(pool, p);
+    let (word, shift) = state_slot(pool, p);
     // SAFETY: caller's contract.
-    unsafe { *word & bit != 0 }
+    unsafe { (*word >> shift) & 1 != 0 }
 }
 
 /// Sets up `pool` for class `c` in arena `arena` and hands out its first block.
