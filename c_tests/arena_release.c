@@ -15,30 +15,14 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "pool_stats.h"
 
-#define ARENA ((uintptr_t)1 << 20)
-#define POOL ((uintptr_t)1 << 14)
-#define PER_POOL 31 /* 512-byte blocks in a pool */
 #define ARENAS 32
 #define NBLOCKS (ARENAS * 64 * PER_POOL)
 
 static unsigned char *blk[NBLOCKS];
 
-/* Resident set size in bytes (/proc/self/statm, second field). */
-static long rss(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    long size = 0, resident = 0;
-    if (f == NULL) return -1;
-    if (fscanf(f, "%ld %ld", &size, &resident) != 2) resident = -1;
-    fclose(f);
-    return resident * sysconf(_SC_PAGESIZE);
-}
 
-static PyHeap_HeapStats stats(void) {
-    PyHeap_HeapStats s;
-    CHECK(PyHeap_GetHeapStats(&s) == 0);
-    return s;
-}
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
 

@@ -14,30 +14,15 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "pool_stats.h"
 
-#define ARENA ((uintptr_t)1 << 20)
-#define POOL ((uintptr_t)1 << 14)
-#define PER_POOL 31 /* 512-byte blocks in a pool */
 #define THRESHOLD 64
 #define ARENAS 16
 #define NBLOCKS (ARENAS * 64 * PER_POOL)
 
 static unsigned char *blk[NBLOCKS];
 
-static long rss(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    long size = 0, resident = 0;
-    if (f == NULL) return -1;
-    if (fscanf(f, "%ld %ld", &size, &resident) != 2) resident = -1;
-    fclose(f);
-    return resident * sysconf(_SC_PAGESIZE);
-}
 
-static PyHeap_HeapStats stats(void) {
-    PyHeap_HeapStats s;
-    if (PyHeap_GetHeapStats(&s) != 0) memset(&s, 0xFF, sizeof s);
-    return s;
-}
 
 static uintptr_t arena_of(const void *p) { return (uintptr_t)p & ~(ARENA - 1); }
 static uintptr_t pool_of(const void *p) { return (uintptr_t)p & ~(POOL - 1); }
