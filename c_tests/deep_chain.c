@@ -67,7 +67,9 @@ static Node *build(PyTypeObject *tp, int gc) {
 }
 
 static void *free_chain(void *arg) {
+    PyGILState_STATE s = PyGILState_Ensure();
     Py_DECREF((Node *)arg);
+    PyGILState_Release(s);
     return NULL;
 }
 
@@ -77,8 +79,11 @@ static void free_on_small_stack(Node *head) {
     pthread_t t;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
+    /* The main thread lets the runtime lock go while the other one works. */
+    Py_BEGIN_ALLOW_THREADS
     CHECK(pthread_create(&t, &attr, free_chain, head) == 0);
     pthread_join(t, NULL);
+    Py_END_ALLOW_THREADS
     pthread_attr_destroy(&attr);
 }
 

@@ -693,6 +693,20 @@ typedef enum PyHeap_ErrorKind {
 } PyHeap_ErrorKind;
 
 /**
+ * `PyGILState_STATE`: what `PyGILState_Ensure` found.
+ */
+typedef enum PyGILState_STATE {
+  /**
+   * The thread already held the lock.
+   */
+  PyGILState_LOCKED = 0,
+  /**
+   * The thread had to take the lock.
+   */
+  PyGILState_UNLOCKED = 1,
+} PyGILState_STATE;
+
+/**
  * The allocator domains, with CPython's values.
  */
 typedef enum PyMemAllocatorDomain {
@@ -734,6 +748,11 @@ typedef struct PyNumberMethods PyNumberMethods;
  * See [`PyAsyncMethods`].
  */
 typedef struct PySequenceMethods PySequenceMethods;
+
+/**
+ * A thread's state, opaque to C. pyheap keeps in it what the lock needs.
+ */
+typedef struct PyThreadState PyThreadState;
 
 /**
  * Settings for `PyHeap_Initialize`. Start from `PyHeap_InitConfig`, which
@@ -1472,10 +1491,11 @@ extern struct PyTypeObject _PyWeakref_CallableProxyType;
 void PyHeap_InitConfig(struct PyHeap_Config *c);
 
 /**
- * Applies a configuration, over what the environment set (the process's
- * life cycle, `Py_Initialize` and the rest, comes with the threads work;
- * for now this only configures). Returns 0, or -1 with the last error set
- * at the first bad setting (the ones before it are applied).
+ * Applies a configuration, over what the environment set, then
+ * initialises the runtime as `Py_Initialize` does (the calling thread holds
+ * the runtime lock). Returns 0, or -1 with the last error set at the first
+ * bad setting (the ones before it are applied; the runtime is then not
+ * initialised by this call).
  *
  * # Safety
  * `c` is NULL (nothing to change) or a valid `PyHeap_Config` whose strings
@@ -2213,6 +2233,138 @@ int PyHeap_FPrintMallocStats(FILE *out, int format);
  * As for [`PyHeap_FPrintMallocStats`].
  */
 int _PyObject_DebugMallocStats(FILE *out);
+
+/**
+ * Initialises the runtime: the calling thread gets a thread state and
+ * holds the runtime lock. Does nothing if the runtime is initialised. (A
+ * program that never calls it is initialised by its first MEM or OBJ
+ * allocation, on the thread that makes it.)
+ */
+void Py_Initialize(void);
+
+/**
+ * `Py_Initialize`; `initsigs` is accepted and ignored (pyheap installs no
+ * signal handlers).
+ */
+void Py_InitializeEx(int initsigs);
+
+/**
+ * Finalises the runtime: full collections until nothing more is found
+ * (no collector callbacks), the uncollectable-garbage warning, the
+ * statistics if configured, free memory given back, then the lock
+ * released and the caller's thread state deleted. Returns 0; 0 at once if
+ * the runtime is not initialised. The caller must hold the lock (a fatal
+ * error otherwise), and no other thread may use MEM or OBJ afterwards.
+ * Objects still alive stay valid.
+ */
+int Py_FinalizeEx(void);
+
+/**
+ * `Py_FinalizeEx` without its result.
+ */
+void Py_Finalize(void);
+
+/**
+ * 1 if the runtime is initialised (and not finalised since), else 0.
+ */
+int Py_IsInitialized(void);
+
+/**
+ * Makes sure the calling thread holds the runtime lock, creating its
+ * thread state if it has none (and initialising the runtime, without
+ * binding this thread to it, if nothing has). Returns what to pass to the
+ * matching `PyGILState_Release`.
+ */
+enum PyGILState_STATE PyGILState_Ensure(void);
+
+/**
+ * Undoes the matching `PyGILState_Ensure`: releases the lock if that call
+ * took it, and deletes the thread state that the outermost call made.
+ * Releasing from a thread that does not hold the lock is a fatal error.
+ */
+void PyGILState_Release(enum PyGILState_STATE state);
+
+/**
+ * 1 if the calling thread holds the runtime lock, or if the runtime is not
+ * initialised (before `Py_Initialize` and after `Py_FinalizeEx`).
+ */
+int PyGILState_Check(void);
+
+/**
+ * The calling thread's state (held lock or not), or NULL if it has none.
+ */
+struct PyThreadState *PyGILState_GetThisThreadState(void);
+
+/**
+ * The calling thread's state; a fatal error if it does not hold the lock.
+ */
+struct PyThreadState *PyThreadState_Get(void);
+
+/**
+ * The calling thread's state if it holds the lock, else NULL (CPython
+ * 3.13's name).
+ */
+struct PyThreadState *PyThreadState_GetUnchecked(void);
+
+/**
+ * `PyThreadState_GetUnchecked` under CPython 3.11's name.
+ */
+struct PyThreadState *_PyThreadState_UncheckedGet(void);
+
+/**
+ * Releases the runtime lock and returns the calling thread's state, for
+ * `PyEval_RestoreThread`. A fatal error if the thread does not hold it.
+ */
+struct PyThreadState *PyEval_SaveThread(void);
+
+/**
+ * Takes the runtime lock again with the state `PyEval_SaveThread`
+ * returned (waiting while another thread holds it).
+ *
+ * # Safety
+ * `tstate` is what `PyEval_SaveThread` returned on this thread (checked:
+ * NULL or another thread's state is a fatal error).
+ */
+void PyEval_RestoreThread(struct PyThreadState *tstate);
+
+/**
+ * Deprecated in CPython 3.9 and a no-op there; the same here.
+ */
+void PyEval_InitThreads(void);
+
+/**
+ * Deprecated in CPython 3.9: 1 once the runtime is initialised.
+ */
+int PyEval_ThreadsInitialized(void);
+
+/**
+ * If another thread has waited a whole switch interval for the runtime
+ * lock, hands it over and takes it back; returns 1 if the lock changed
+ * hands, 0 otherwise (one relaxed load when nobody waits). For a thread
+ * that holds the lock through a long computation, at points where its
+ * objects are consistent: CPython's interpreter does this between
+ * bytecodes; pyheap never interrupts C code on its own.
+ */
+int PyHeap_GIL_Yield(void);
+
+/**
+ * Sets the switch interval (seconds; CPython's `sys.setswitchinterval`,
+ * 0.005 by default): how long a thread waits for the lock before asking
+ * the holder to hand it over. Returns 0, or -1 with a `ValueError` if
+ * `seconds` is not a positive number.
+ */
+int PyHeap_GIL_SetSwitchInterval(double seconds);
+
+/**
+ * The switch interval in seconds (`sys.getswitchinterval`).
+ */
+double PyHeap_GIL_GetSwitchInterval(void);
+
+/**
+ * Thread states alive: the initial thread's and one for each thread
+ * inside a `PyGILState_Ensure`/`PyGILState_Release` pair.
+ */
+size_t PyHeap_ThreadStateCount(void);
 
 /**
  * A new weak reference to `ob` (CPython's `PyWeakref_NewRef`). `callback`

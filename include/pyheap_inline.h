@@ -271,4 +271,20 @@ static inline PyObject *PyWeakref_GET_OBJECT(PyObject *ref) {
 }
 #define PyWeakref_GET_OBJECT(ref) PyWeakref_GET_OBJECT(_PyObject_CAST(ref))
 
+/* ---- Letting other threads run (CPython's ceval.h) --------------------- */
+
+/* Py_BEGIN_ALLOW_THREADS opens a block that runs without the runtime lock
+ * (no PyMem_, PyObject_ or reference-count calls on shared objects inside);
+ * Py_END_ALLOW_THREADS takes the lock back and closes the block. Inside,
+ * Py_BLOCK_THREADS takes the lock back early and Py_UNBLOCK_THREADS lets it
+ * go again. */
+#define Py_BEGIN_ALLOW_THREADS                                              \
+    {                                                                       \
+        PyThreadState *_save = PyEval_SaveThread();
+#define Py_BLOCK_THREADS PyEval_RestoreThread(_save);
+#define Py_UNBLOCK_THREADS _save = PyEval_SaveThread();
+#define Py_END_ALLOW_THREADS                                                \
+        PyEval_RestoreThread(_save);                                        \
+    }
+
 #endif /* PYHEAP_INLINE_H */

@@ -247,9 +247,32 @@ pub unsafe fn set(key: &str, value: &str, source: Source) -> Result<(), Error> {
     Ok(())
 }
 
+/// Set when `Py_FinalizeEx` printed the statistics (then the exit handler
+/// does not print them again).
+static STATS_PRINTED: AtomicBool = AtomicBool::new(false);
+
+/// Records whether the statistics were printed by finalisation.
+pub fn stats_printed(yes: bool) {
+    STATS_PRINTED.store(yes, Ordering::Relaxed);
+}
+
 extern "C" fn stats_at_exit() {
+    if STATS_PRINTED.load(Ordering::Relaxed) {
+        return;
+    }
     // SAFETY: at exit, on the thread that ends the program.
+    unsafe { print_stats_if_configured() }
+}
+
+/// Prints the allocator statistics if `malloc_stats` is on (at exit, or
+/// from `Py_FinalizeEx`).
+///
+/// # Safety
+/// Runtime lock held.
+pub unsafe fn print_stats_if_configured() {
+    // SAFETY: caller's contract.
     if unsafe { config() }.malloc_stats {
+        STATS_PRINTED.store(true, Ordering::Relaxed);
         // SAFETY: as above; read only.
         let rt = unsafe { runtime() };
         let mut text = String::new();
@@ -374,6 +397,7 @@ pub unsafe fn load_from_environment() {
 /// Runs [`load_from_environment`] when the library is loaded (ELF
 /// constructors), before `main`.
 extern "C" fn load_time_init() {
+    crate::threads::register_fork_handlers();
     // SAFETY: load time.
     unsafe { load_from_environment() }
 }

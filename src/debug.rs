@@ -208,6 +208,7 @@ fn recycle_layout(h: &DebugDomain, base: *mut u8) -> Option<(usize, usize, usize
 unsafe extern "C" fn debug_malloc(ctx: *mut c_void, n: usize) -> *mut c_void {
     // SAFETY: ctx is the domain's hook (debug_table).
     let h = unsafe { &*ctx.cast::<DebugDomain>() };
+    check_lock(h, || malloc_api(h.id, false));
     if n > MAX_REQUEST - EXTRA {
         return ptr::null_mut();
     }
@@ -231,6 +232,7 @@ unsafe extern "C" fn debug_malloc(ctx: *mut c_void, n: usize) -> *mut c_void {
 unsafe extern "C" fn debug_calloc(ctx: *mut c_void, nelem: usize, elsize: usize) -> *mut c_void {
     // SAFETY: ctx is the domain's hook.
     let h = unsafe { &*ctx.cast::<DebugDomain>() };
+    check_lock(h, || malloc_api(h.id, true));
     let Some(n) = nelem
         .checked_mul(elsize)
         .filter(|&n| n <= MAX_REQUEST - EXTRA)
@@ -255,6 +257,7 @@ unsafe extern "C" fn debug_calloc(ctx: *mut c_void, nelem: usize, elsize: usize)
 unsafe extern "C" fn debug_free(ctx: *mut c_void, p: *mut c_void) {
     // SAFETY: ctx is the domain's hook.
     let h = unsafe { &*ctx.cast::<DebugDomain>() };
+    check_lock(h, || free_api(h.id));
     if p.is_null() {
         return;
     }
@@ -285,6 +288,7 @@ unsafe extern "C" fn debug_free(ctx: *mut c_void, p: *mut c_void) {
 unsafe extern "C" fn debug_realloc(ctx: *mut c_void, p: *mut c_void, n: usize) -> *mut c_void {
     // SAFETY: ctx is the domain's hook.
     let h = unsafe { &*ctx.cast::<DebugDomain>() };
+    check_lock(h, || realloc_api(h.id));
     if p.is_null() {
         // SAFETY: forwarded.
         return unsafe { debug_malloc(ctx, n) };
@@ -342,6 +346,27 @@ fn free_api(id: u8) -> &'static str {
         b'r' => "PyMem_RawFree",
         b'm' => "PyMem_Free",
         _ => "PyObject_Free",
+    }
+}
+
+fn malloc_api(id: u8, zeroed: bool) -> &'static str {
+    match (id, zeroed) {
+        (b'm', false) => "PyMem_Malloc",
+        (b'm', true) => "PyMem_Calloc",
+        (_, false) => "PyObject_Malloc",
+        (_, true) => "PyObject_Calloc",
+    }
+}
+
+/// The MEM and OBJ domains need the runtime lock (CPython's debug hooks
+/// check for the GIL the same way); RAW does not.
+#[inline]
+fn check_lock(h: &DebugDomain, api: impl FnOnce() -> &'static str) {
+    if h.id != b'r' && !crate::lifecycle::lock_check() {
+        fatal::error(
+            api(),
+            "memory allocator called without holding the runtime lock (the GIL)",
+        );
     }
 }
 

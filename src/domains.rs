@@ -316,6 +316,7 @@ pub fn pooled_malloc(rt: &mut Runtime, n: usize) -> *mut u8 {
 /// tail-called, so the fast path saves no registers.
 #[inline(never)]
 fn pooled_malloc_slow(rt: &mut Runtime, n: usize) -> *mut u8 {
+    crate::lifecycle::lazy_initialize();
     if n > MAX_REQUEST {
         return ptr::null_mut();
     }
@@ -341,6 +342,7 @@ fn pooled_malloc_raw(rt: &mut Runtime, n: usize) -> *mut u8 {
 
 /// Pooled calloc (`nelem * elsize` already checked not to overflow).
 pub fn pooled_calloc(rt: &mut Runtime, nelem: usize, elsize: usize) -> *mut u8 {
+    crate::lifecycle::lazy_initialize();
     let n = nelem * elsize;
     let p = rt.heap.alloc(n);
     if !p.is_null() {

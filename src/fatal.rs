@@ -174,6 +174,13 @@ pub fn misuse(
 /// boundary, say) and aborts.
 #[cold]
 pub fn internal(api: &str, message: &str) -> ! {
+    error(api, message)
+}
+
+/// Prints `pyheap: fatal error in <api>: <message>` and aborts: for a
+/// misuse that has no address to name (the runtime lock used wrongly, say).
+#[cold]
+pub fn error(api: &str, message: &str) -> ! {
     let mut out = StackBuf::<1024>::new();
     let _ = writeln!(out, "pyheap: fatal error in {api}: {message}");
     write_report(out.as_bytes());

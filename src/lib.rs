@@ -22,6 +22,8 @@ pub mod error;
 pub mod fatal;
 pub mod ffi;
 pub mod gc;
+pub mod lifecycle;
 pub mod object;
 pub mod stats;
+pub mod threads;
 pub mod weakref;

@@ -509,6 +509,15 @@ impl SmallHeap {
         self.counters.arenas_reclaimed += 1;
     }
 
+    /// Gives back all the free memory it can: the spare arena (wholly free)
+    /// to its allocator, the pages of every other free pool to the OS.
+    pub fn trim(&mut self) {
+        if self.spare != NONE {
+            self.release_arena(self.spare);
+        }
+        self.purge();
+    }
+
     /// Gives the pages of every dirty free pool back to the OS.
     #[cold]
     pub fn purge(&mut self) {

@@ -65,10 +65,11 @@ unsafe fn apply(key: &str, value: &str, source: Source) -> c_int {
     }
 }
 
-/// Applies a configuration, over what the environment set (the process's
-/// life cycle, `Py_Initialize` and the rest, comes with the threads work;
-/// for now this only configures). Returns 0, or -1 with the last error set
-/// at the first bad setting (the ones before it are applied).
+/// Applies a configuration, over what the environment set, then
+/// initialises the runtime as `Py_Initialize` does (the calling thread holds
+/// the runtime lock). Returns 0, or -1 with the last error set at the first
+/// bad setting (the ones before it are applied; the runtime is then not
+/// initialised by this call).
 ///
 /// # Safety
 /// `c` is NULL (nothing to change) or a valid `PyHeap_Config` whose strings
@@ -77,6 +78,7 @@ unsafe fn apply(key: &str, value: &str, source: Source) -> c_int {
 pub unsafe extern "C" fn PyHeap_Initialize(c: *const PyHeap_Config) -> c_int {
     super::boundary("PyHeap_Initialize", || {
         if c.is_null() {
+            crate::lifecycle::initialize();
             return 0;
         }
         // SAFETY: caller's contract.
@@ -122,6 +124,7 @@ pub unsafe extern "C" fn PyHeap_Initialize(c: *const PyHeap_Config) -> c_int {
                 return -1;
             }
         }
+        crate::lifecycle::initialize();
         0
     })
 }

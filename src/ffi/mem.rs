@@ -83,6 +83,7 @@ fn domain_malloc(d: PyMemAllocatorDomain, size: usize) -> *mut c_void {
     if size > MAX_REQUEST {
         return ptr::null_mut();
     }
+    crate::lifecycle::lazy_initialize();
     let t = rt.tables[d as usize];
     // SAFETY: calling the installed allocator per its contract.
     t.malloc
@@ -99,6 +100,7 @@ fn domain_calloc(d: PyMemAllocatorDomain, nelem: usize, elsize: usize) -> *mut c
     if rt.direct[d as usize] {
         return domains::pooled_calloc(rt, nelem, elsize).cast();
     }
+    crate::lifecycle::lazy_initialize();
     let t = rt.tables[d as usize];
     // SAFETY: calling the installed allocator per its contract.
     t.calloc
@@ -133,6 +135,7 @@ unsafe fn domain_realloc(
 /// `p` is NULL or a live block of domain `d`.
 #[inline(never)]
 unsafe fn installed_realloc(d: PyMemAllocatorDomain, p: *mut c_void, n: usize) -> *mut c_void {
+    crate::lifecycle::lazy_initialize();
     // SAFETY: as in domain_malloc.
     let t = unsafe { runtime() }.tables[d as usize];
     // SAFETY: calling the installed allocator per its contract.

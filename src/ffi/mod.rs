@@ -11,6 +11,7 @@ pub mod gc;
 pub mod mem;
 pub mod object;
 pub mod stats;
+pub mod threads;
 pub mod weakref;
 
 /// Runs `f`, turning a panic into a fatal report that names `api`.

@@ -336,6 +336,28 @@ pub unsafe fn collect_with_callbacks(generation: usize) -> isize {
     collected + uncollectable
 }
 
+/// The shutdown collection (CPython's `_PyGC_CollectNoFail`): a full
+/// collection without the callbacks, leaving no error pending. 0 at once if
+/// a collection is running.
+///
+/// # Safety
+/// Runtime lock held; every tracked object is live and well formed.
+pub unsafe fn collect_no_fail() -> isize {
+    // SAFETY: short borrows of the runtime.
+    unsafe {
+        if runtime().gc.collecting {
+            return 0;
+        }
+        runtime().gc.collecting = true;
+    }
+    // SAFETY: the lock is held and no collection runs.
+    let (collected, uncollectable) = unsafe { collect_main(NUM_GENERATIONS - 1) };
+    crate::error::clear();
+    // SAFETY: short borrow.
+    unsafe { runtime().gc.collecting = false };
+    collected + uncollectable
+}
+
 /// Untracks the surviving tuples that cannot be part of a cycle; returns
 /// how many.
 ///

@@ -160,7 +160,10 @@ unsafe fn drain() {
     // SAFETY: runtime lock held; the list holds dead objects linked by the
     // complemented `ob_refcnt` (see the module docs).
     unsafe {
-        runtime().objects.dealloc_depth = 1;
+        // Counted up and down, not set: a deallocator that lets other
+        // threads run (Py_BEGIN_ALLOW_THREADS) lets them nest deallocations
+        // on the same count.
+        runtime().objects.dealloc_depth += 1;
         loop {
             let op = runtime().objects.deferred;
             if op.is_null() {
@@ -177,7 +180,7 @@ unsafe fn drain() {
             }
             call_tp_dealloc(op);
         }
-        runtime().objects.dealloc_depth = 0;
+        runtime().objects.dealloc_depth -= 1;
     }
 }
 
