@@ -142,21 +142,41 @@ impl Guard {
         unsafe { libc::pthread_cond_wait(cond, LOCK.mutex.get()) };
     }
 
-    /// Waits up to `us` microseconds; true if the time ran out.
-    fn wait_timeout(&mut self, cond: *mut libc::pthread_cond_t, us: u64) -> bool {
+    /// Waits until signalled or `deadline`; true if the time ran out.
+    fn wait_until(&mut self, cond: *mut libc::pthread_cond_t, deadline: &Deadline) -> bool {
+        // SAFETY: the mutex is held by this thread; cond is initialised and
+        // set to the monotonic clock the deadline was read from.
+        let r = unsafe { libc::pthread_cond_timedwait(cond, LOCK.mutex.get(), &deadline.0) };
+        r == libc::ETIMEDOUT
+    }
+}
+
+/// A point in time on the monotonic clock.
+struct Deadline(libc::timespec);
+
+impl Deadline {
+    fn now() -> libc::timespec {
         let mut t = libc::timespec {
             tv_sec: 0,
             tv_nsec: 0,
         };
         // SAFETY: a valid clock id and a writable timespec.
         unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+        t
+    }
+
+    /// `us` microseconds from now.
+    fn after(us: u64) -> Deadline {
+        let mut t = Self::now();
         let ns = t.tv_nsec as u64 + (us % 1_000_000) * 1000;
         t.tv_sec += (us / 1_000_000 + ns / 1_000_000_000) as libc::time_t;
         t.tv_nsec = (ns % 1_000_000_000) as libc::c_long;
-        // SAFETY: the mutex is held by this thread; cond is initialised and
-        // set to the monotonic clock the deadline was read from.
-        let r = unsafe { libc::pthread_cond_timedwait(cond, LOCK.mutex.get(), &t) };
-        r == libc::ETIMEDOUT
+        Deadline(t)
+    }
+
+    fn passed(&self) -> bool {
+        let t = Self::now();
+        (t.tv_sec, t.tv_nsec) >= (self.0.tv_sec, self.0.tv_nsec)
     }
 }
 
@@ -204,14 +224,16 @@ fn take(ts: *mut PyThreadState, api: &str) {
     }
     if g.state().locked {
         g.state().waiters += 1;
+        let mut deadline = Deadline::after(INTERVAL_US.load(Ordering::Relaxed));
         while g.state().locked {
-            let seen = g.state().switch_number;
-            let timed_out = g.wait_timeout(LOCK.cond.get(), INTERVAL_US.load(Ordering::Relaxed));
-            let st = g.state();
-            if timed_out && st.locked && st.switch_number == seen {
-                // A whole interval without a switch: ask the holder to hand
-                // the lock over at its next release.
+            let timed_out = g.wait_until(LOCK.cond.get(), &deadline);
+            if g.state().locked && (timed_out || deadline.passed()) {
+                // A whole interval of waiting (woken or not: a holder that
+                // lets go for an instant and takes the lock back wakes
+                // this thread to no avail): ask the holder to hand the lock
+                // over at its next release, and ask again an interval on.
                 DROP_REQUEST.store(true, Ordering::Relaxed);
+                deadline = Deadline::after(INTERVAL_US.load(Ordering::Relaxed));
             }
         }
         g.state().waiters -= 1;
