@@ -16,7 +16,8 @@
 
 #define THREADS 8
 #define RAW_THREADS 2
-#define ITERATIONS 1000
+/* PYHEAP_STRESS_ITERATIONS overrides this (fewer under the race tools). */
+static int ITERATIONS = 1000;
 #define CYCLES_PER_ITERATION 4
 
 typedef struct {
@@ -146,6 +147,8 @@ static void *raw_worker(void *arg) {
 }
 
 int main(void) {
+    const char *iters = getenv("PYHEAP_STRESS_ITERATIONS");
+    if (iters != NULL && atoi(iters) > 0) ITERATIONS = atoi(iters);
     Py_Initialize();
     CHECK(PyType_Ready(&Node_Type) == 0);
     shared = new_node(NULL);

@@ -8,7 +8,11 @@
 #   bash scripts/check-tools.sh pools      --features valgrind: memcheck reports
 #                                          a leak and a use after free inside
 #                                          the pools, at the right block
-#   bash scripts/check-tools.sh            all three
+#   bash scripts/check-tools.sh threads    the programs that use threads, under
+#                                          helgrind (every access, pyheap's
+#                                          included) and built with
+#                                          -fsanitize=thread (the C side)
+#   bash scripts/check-tools.sh            all four
 #
 # Needs valgrind (apt-get install -y valgrind) and gcc's sanitizer runtimes
 # (part of gcc on Debian). Not run by CI: under valgrind the suite takes
@@ -53,10 +57,31 @@ C
     echo "pools: memcheck saw the use after free and the 10 leaked pooled blocks"
 }
 
+# The C tests that start threads (or fork with threads about); deep_chain
+# also starts one, but its million objects take helgrind minutes.
+THREAD_TESTS=(threads_stress gil_fairness lifecycle lazy_init fork_child)
+
+run_threads() {
+    # In the default pool mode: the lock guards the pool heap, which is
+    # what the race detectors should look at. Fewer stress iterations:
+    # helgrind runs the threads one at a time.
+    PYHEAP_STRESS_ITERATIONS=100 \
+    PYHEAP_TEST_WRAPPER="valgrind -q --tool=helgrind --error-exitcode=99 --suppressions=scripts/helgrind.supp" \
+        cargo test --test c_tests -- --test-threads=2 "${THREAD_TESTS[@]}"
+    # ThreadSanitizer sees the C side (pyheap's Rust is not instrumented,
+    # but its pthread calls are intercepted, so the lock's ordering counts).
+    # It cannot start threads in the child of a multi-threaded fork, which
+    # fork_child does: that one is left to helgrind.
+    PYHEAP_TEST_CFLAGS="-fsanitize=thread" \
+    TSAN_OPTIONS="halt_on_error=1" \
+        cargo test --test c_tests -- "${THREAD_TESTS[@]}" --skip fork_child
+}
+
 case "${1:-all}" in
 valgrind) run_valgrind ;;
 asan) run_asan ;;
 pools) run_pools ;;
-all) run_pools; run_asan; run_valgrind ;;
-*) echo "usage: bash scripts/check-tools.sh [valgrind|asan|pools]" >&2; exit 2 ;;
+threads) run_threads ;;
+all) run_pools; run_asan; run_threads; run_valgrind ;;
+*) echo "usage: bash scripts/check-tools.sh [valgrind|asan|pools|threads]" >&2; exit 2 ;;
 esac

@@ -463,12 +463,11 @@ extern "C" fn after_fork_parent() {
 }
 
 extern "C" fn after_fork_child() {
-    // SAFETY: the child has one thread, this one; the mutex copied from the
-    // parent is locked by it (before_fork) and is replaced by a fresh one
-    // without being used again, as are the condition variables (other
-    // threads' waits did not survive the fork).
+    // SAFETY: the child has one thread, this one, which locked the mutex
+    // in before_fork (the state under it is whole) and unlocks it here, as
+    // POSIX intends fork handlers to; the condition variables are made
+    // afresh, since the other threads' waits on them did not survive.
     unsafe {
-        libc::pthread_mutex_init(LOCK.mutex.get(), ptr::null());
         init_conds();
         let st = &mut *LOCK.state.get();
         let me = AUTO.with(Cell::get);
@@ -487,6 +486,7 @@ extern "C" fn after_fork_child() {
             drop(Box::from_raw(t));
             false
         });
+        libc::pthread_mutex_unlock(LOCK.mutex.get());
     }
 }
 
