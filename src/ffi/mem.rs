@@ -80,11 +80,18 @@ fn domain_malloc(d: PyMemAllocatorDomain, size: usize) -> *mut c_void {
         // below it.
         return domains::pooled_malloc(rt, size).cast();
     }
+    installed_malloc(d, size)
+}
+
+/// `malloc` through an installed table (kept out of the fast path, which
+/// then needs no stack frame).
+#[inline(never)]
+fn installed_malloc(d: PyMemAllocatorDomain, size: usize) -> *mut c_void {
     if size > MAX_REQUEST {
         return ptr::null_mut();
     }
     crate::lifecycle::lazy_initialize();
-    let t = rt.tables[d as usize];
+    let t = domains::table(d);
     // SAFETY: calling the installed allocator per its contract.
     t.malloc
         .map_or(ptr::null_mut(), |f| unsafe { f(t.ctx, size) })
@@ -100,8 +107,14 @@ fn domain_calloc(d: PyMemAllocatorDomain, nelem: usize, elsize: usize) -> *mut c
     if rt.direct[d as usize] {
         return domains::pooled_calloc(rt, nelem, elsize).cast();
     }
+    installed_calloc(d, nelem, elsize)
+}
+
+/// `calloc` through an installed table.
+#[inline(never)]
+fn installed_calloc(d: PyMemAllocatorDomain, nelem: usize, elsize: usize) -> *mut c_void {
     crate::lifecycle::lazy_initialize();
-    let t = rt.tables[d as usize];
+    let t = domains::table(d);
     // SAFETY: calling the installed allocator per its contract.
     t.calloc
         .map_or(ptr::null_mut(), |f| unsafe { f(t.ctx, nelem, elsize) })
