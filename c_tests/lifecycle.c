@@ -80,12 +80,30 @@ static void *worker(void *arg) {
     return NULL;
 }
 
+/* A RAW hook that counts and forwards, installed before initialisation. */
+static PyMemAllocatorEx raw_orig;
+static int raw_calls;
+
+static void *counting_malloc(void *ctx, size_t n) {
+    (void)ctx;
+    raw_calls++;
+    return raw_orig.malloc(raw_orig.ctx, n);
+}
+
 int main(void) {
-    /* Before anything: not initialised, yet RAW works. */
+    /* Before anything: not initialised, yet RAW and PyMem_SetAllocator
+     * work. */
     CHECK(Py_IsInitialized() == 0);
+    PyMem_GetAllocator(PYMEM_DOMAIN_RAW, &raw_orig);
+    PyMemAllocatorEx hook = raw_orig;
+    hook.malloc = counting_malloc;
+    PyMem_SetAllocator(PYMEM_DOMAIN_RAW, &hook);
     void *raw = PyMem_RawMalloc(100);
     CHECK(raw != NULL);
+    CHECK(raw_calls == 1);
     PyMem_RawFree(raw);
+    PyMem_SetAllocator(PYMEM_DOMAIN_RAW, &raw_orig);
+    CHECK(Py_IsInitialized() == 0);
 
     Py_Initialize();
     CHECK(Py_IsInitialized() == 1);
