@@ -17,6 +17,7 @@ fn main() {
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=c_tests");
+    println!("cargo:rerun-if-changed=include/pyheap_inline.h");
     println!("cargo:rerun-if-changed=build.rs");
 
     // The C test harness asks the cc crate for this target's compiler.
@@ -44,6 +45,37 @@ fn generate_header(crate_dir: &Path, out_dir: &Path) {
         .generate()
         .expect("cbindgen failed to generate the header");
     bindings.write_to_file(out_dir.join("pyheap.h"));
+    write_exported_names(crate_dir, out_dir);
+}
+
+/// The names of the C API's functions (declared in the generated header or
+/// defined inline in `pyheap_inline.h`), sorted: tracebacks leave out
+/// frames of these, which are pyheap's own.
+fn write_exported_names(crate_dir: &Path, out_dir: &Path) {
+    let mut names = std::collections::BTreeSet::new();
+    for header in [
+        out_dir.join("pyheap.h"),
+        crate_dir.join("include/pyheap_inline.h"),
+    ] {
+        let text = fs::read_to_string(&header).expect("read a header");
+        let bytes = text.as_bytes();
+        for (i, _) in text.match_indices('(') {
+            let start = bytes[..i]
+                .iter()
+                .rposition(|&b| !(b.is_ascii_alphanumeric() || b == b'_'))
+                .map_or(0, |p| p + 1);
+            let word = &text[start..i];
+            if word.starts_with("Py") || word.starts_with("_Py") {
+                names.insert(word.to_string());
+            }
+        }
+    }
+    let mut code = String::from("/// pyheap's C API function names, sorted.\npub static EXPORTED: &[&str] = &[\n");
+    for n in names {
+        writeln!(code, "    {n:?},").expect("writing to a String cannot fail");
+    }
+    code.push_str("];\n");
+    fs::write(out_dir.join("exported_names.rs"), code).expect("write exported_names.rs");
 }
 
 /// One test function per C file and allocator mode, so `cargo test

@@ -26,4 +26,5 @@ pub mod lifecycle;
 pub mod object;
 pub mod stats;
 pub mod threads;
+pub mod trace;
 pub mod weakref;
