@@ -64,6 +64,22 @@ typedef struct PyVarObject {
 #define PYHEAP_STATS_JSON 1
 
 /**
+ * `PyHeap_Snapshot_Write` formats: tracemalloc's text lines.
+ */
+#define PYHEAP_FORMAT_TEXT 0
+
+/**
+ * One JSON object with a `statistics` array.
+ */
+#define PYHEAP_FORMAT_JSON 1
+
+/**
+ * Collapsed stacks (`outer;...;inner bytes`) for flame-graph tools
+ * (grouped by traceback whatever `key_type` says).
+ */
+#define PYHEAP_FORMAT_COLLAPSED 2
+
+/**
  * `gc.DEBUG_STATS`: print statistics during collection.
  */
 #define PyHeap_GC_DEBUG_STATS 1
@@ -655,6 +671,23 @@ typedef struct PyVarObject {
 #define Py_am_send 81
 
 /**
+ * CPython's limit on frames per traceback.
+ */
+#define MAX_NFRAME 65535
+
+/**
+ * The domain of pyheap's own blocks in traces (CPython's `DEFAULT_DOMAIN`).
+ */
+#define DEFAULT_DOMAIN 0
+
+/**
+ * Native frames captured beyond the ones asked for, so that pyheap's own
+ * frames (the API function, the tracer's hook, the unwinder) can be cut
+ * from the front when the traceback is named.
+ */
+#define OWN_FRAMES_MAX 12
+
+/**
  * The C-visible kind of the last error (`PyHeap_ErrorKind`).
  */
 typedef enum PyHeap_ErrorKind {
@@ -733,6 +766,11 @@ typedef struct PyAsyncMethods PyAsyncMethods;
  * See [`PyAsyncMethods`].
  */
 typedef struct PyBufferProcs PyBufferProcs;
+
+/**
+ * A snapshot of the traces, opaque to C.
+ */
+typedef struct PyHeap_Snapshot PyHeap_Snapshot;
 
 /**
  * See [`PyAsyncMethods`].
@@ -1376,6 +1414,86 @@ typedef struct PyHeap_HeapStats {
  * Receives report text: `len` bytes at `text` (not NUL-terminated).
  */
 typedef void (*PyHeap_WriteFn)(void *ctx, const char *text, size_t len);
+
+/**
+ * A frame provider's frame, filled in by the provider (CPython's
+ * `frame_t`, with a C string for the file name).
+ */
+typedef struct PyHeap_Frame {
+  /**
+   * The file name (copied by pyheap; may be NULL for "<unknown>").
+   */
+  const char *filename;
+  /**
+   * The line number.
+   */
+  uint32_t lineno;
+} PyHeap_Frame;
+
+/**
+ * A frame provider: fills up to `max` frames, most recent first, and
+ * returns how many it filled (0 or less: none). Called on every traced
+ * allocation, with the tracer's re-entrancy guard set (allocations it
+ * makes are not traced).
+ */
+typedef int (*PyHeap_FrameProviderFn)(struct PyHeap_Frame *frames, int max, void *ctx);
+
+/**
+ * A frame with names. The strings stay valid for the life of the process
+ * (from `PyHeap_TraceMalloc_GetObjectTraceback`) or of the callback (in a
+ * `PyHeap_Statistic`).
+ */
+typedef struct PyHeap_FrameInfo {
+  /**
+   * Source file ("??" or "<unknown>" if not known).
+   */
+  const char *filename;
+  /**
+   * Line (0 if not known).
+   */
+  unsigned int lineno;
+  /**
+   * Function ("" for a provider's frame, "??" if not known).
+   */
+  const char *function;
+} PyHeap_FrameInfo;
+
+/**
+ * One statistic, for a `PyHeap_StatisticFn`: the group's frames (one
+ * unless grouped by traceback), size and count, and for a comparison the
+ * changes since the older snapshot.
+ */
+typedef struct PyHeap_Statistic {
+  /**
+   * The frames, most recent first.
+   */
+  const struct PyHeap_FrameInfo *frames;
+  /**
+   * How many.
+   */
+  size_t nframe;
+  /**
+   * Bytes.
+   */
+  size_t size;
+  /**
+   * Blocks.
+   */
+  size_t count;
+  /**
+   * Bytes more than in the older snapshot (comparisons only).
+   */
+  Py_ssize_t size_diff;
+  /**
+   * Blocks more than in the older snapshot (comparisons only).
+   */
+  Py_ssize_t count_diff;
+} PyHeap_Statistic;
+
+/**
+ * Receives statistics one by one; return non-zero to stop.
+ */
+typedef int (*PyHeap_StatisticFn)(const struct PyHeap_Statistic *stat, void *ctx);
 
 /**
  * CPython 3.11's `PyWeakReference`. A weak reference is a GC object.
@@ -2365,6 +2483,176 @@ double PyHeap_GIL_GetSwitchInterval(void);
  * inside a `PyGILState_Ensure`/`PyGILState_Release` pair.
  */
 size_t PyHeap_ThreadStateCount(void);
+
+/**
+ * Starts tracing every allocation of the three domains, recording up to
+ * `nframe` frames (1 to 65535) per block; if tracing, changes the limit.
+ * Returns 0, or -1 with a `ValueError` for a bad `nframe`. Runtime lock
+ * held; like `PyMem_SetAllocator`, not while other threads allocate.
+ */
+int PyHeap_TraceMalloc_Start(int nframe);
+
+/**
+ * Stops tracing: the domains get back the tables tracing wrapped, and
+ * every trace is dropped.
+ */
+void PyHeap_TraceMalloc_Stop(void);
+
+/**
+ * 1 while tracing.
+ */
+int PyHeap_TraceMalloc_IsTracing(void);
+
+/**
+ * Bytes traced now and at the peak (both 0 when not tracing); either
+ * pointer may be NULL.
+ *
+ * # Safety
+ * Each pointer is NULL or writable.
+ */
+void PyHeap_TraceMalloc_GetTracedMemory(size_t *current, size_t *peak);
+
+/**
+ * Sets the peak to the current traced size (nothing when not tracing).
+ */
+void PyHeap_TraceMalloc_ResetPeak(void);
+
+/**
+ * Forgets every trace (tracing goes on).
+ */
+void PyHeap_TraceMalloc_ClearTraces(void);
+
+/**
+ * Frames recorded per traceback (0 when not tracing).
+ */
+int PyHeap_TraceMalloc_GetTracebackLimit(void);
+
+/**
+ * Bytes the tracer's own tables use (not traced themselves).
+ */
+size_t PyHeap_TraceMalloc_GetTracemallocMemory(void);
+
+/**
+ * Records a block that pyheap did not allocate, in trace domain `domain`
+ * (0 is pyheap's own), with the current traceback; a trace already at
+ * `ptr` in that domain is replaced. Returns 0, or -2 when not tracing.
+ */
+int PyTraceMalloc_Track(unsigned int domain, size_t ptr, size_t size);
+
+/**
+ * Forgets the trace of `ptr` in `domain` (an unknown one is fine). Returns
+ * 0, or -2 when not tracing.
+ */
+int PyTraceMalloc_Untrack(unsigned int domain, size_t ptr);
+
+/**
+ * Makes tracing record frames from `provider` (an interpreter's own
+ * file:line) instead of native frames, or above them if `with_native` is
+ * non-zero; NULL goes back to native frames only. The provider is called
+ * on every traced allocation; its own allocations are not traced. Set it
+ * while no other thread allocates.
+ */
+void PyHeap_SetFrameProvider(PyHeap_FrameProviderFn provider, void *ctx, int with_native);
+
+/**
+ * Fills `frames` (room for `max`) with the traceback of the block holding
+ * `obj`, most recent call first; returns how many frames it has (more
+ * than `max` means some were left out), 0 if the block is not traced, or
+ * -1 if `obj` is NULL or `frames` is NULL with `max` > 0.
+ *
+ * # Safety
+ * `obj` is a live object; `frames` has room for `max` entries.
+ */
+Py_ssize_t PyHeap_TraceMalloc_GetObjectTraceback(PyObject *obj,
+                                                 struct PyHeap_FrameInfo *frames,
+                                                 Py_ssize_t max);
+
+/**
+ * Takes a snapshot of the traces, with every frame named (this runs
+ * `addr2line`; tracing goes on). NULL with a `RuntimeError` when not
+ * tracing. Free it with `PyHeap_Snapshot_Free`.
+ */
+struct PyHeap_Snapshot *PyHeap_TraceMalloc_TakeSnapshot(void);
+
+/**
+ * Frees a snapshot (NULL does nothing).
+ *
+ * # Safety
+ * `s` is NULL or a snapshot not freed yet.
+ */
+void PyHeap_Snapshot_Free(struct PyHeap_Snapshot *s);
+
+/**
+ * Bytes and blocks the snapshot holds; either pointer may be NULL.
+ *
+ * # Safety
+ * `s` is a snapshot; the pointers are NULL or writable.
+ */
+void PyHeap_Snapshot_GetTotals(const struct PyHeap_Snapshot *s, size_t *size, size_t *count);
+
+/**
+ * Writes the snapshot to `path` (a text format that
+ * `PyHeap_Snapshot_Load` and the `pyheap` tool read). Returns 0, or -1
+ * with an `OSError`-like `SystemError`.
+ *
+ * # Safety
+ * `s` is a snapshot; `path` a NUL-terminated string.
+ */
+int PyHeap_Snapshot_Dump(const struct PyHeap_Snapshot *s, const char *path);
+
+/**
+ * Reads a snapshot `PyHeap_Snapshot_Dump` wrote; NULL with an error if the
+ * file cannot be read or is not a snapshot.
+ *
+ * # Safety
+ * `path` is a NUL-terminated string.
+ */
+struct PyHeap_Snapshot *PyHeap_Snapshot_Load(const char *path);
+
+/**
+ * `Snapshot.statistics(key_type, cumulative)`: calls `cb` for each group,
+ * biggest first (`key_type` "filename", "lineno" or "traceback"; NULL is
+ * "lineno"). Returns the number of groups, or -1 with a `ValueError`.
+ *
+ * # Safety
+ * `s` is a snapshot; `key_type` NULL or a NUL-terminated string.
+ */
+Py_ssize_t PyHeap_Snapshot_Statistics(const struct PyHeap_Snapshot *s,
+                                      const char *key_type,
+                                      int cumulative,
+                                      PyHeap_StatisticFn cb,
+                                      void *ctx);
+
+/**
+ * `Snapshot.compare_to(old, key_type, cumulative)`: calls `cb` for each
+ * group, biggest change first. Returns the number of groups, or -1.
+ *
+ * # Safety
+ * `s` and `old` are snapshots; `key_type` NULL or a NUL-terminated string.
+ */
+Py_ssize_t PyHeap_Snapshot_CompareTo(const struct PyHeap_Snapshot *s,
+                                     const struct PyHeap_Snapshot *old,
+                                     const char *key_type,
+                                     int cumulative,
+                                     PyHeap_StatisticFn cb,
+                                     void *ctx);
+
+/**
+ * Writes the statistics of `s` (or, if `old` is not NULL, its comparison
+ * with `old`) to `out` in `format`, the first `limit` groups (0: all).
+ * Returns 0, or -1 with an error.
+ *
+ * # Safety
+ * `s` is a snapshot, `old` NULL or a snapshot, `key_type` NULL or a
+ * NUL-terminated string, `out` an open stream.
+ */
+int PyHeap_Snapshot_Write(const struct PyHeap_Snapshot *s,
+                          const struct PyHeap_Snapshot *old,
+                          const char *key_type,
+                          int cumulative,
+                          int format,
+                          Py_ssize_t limit,
+                          FILE *out);
 
 /**
  * A new weak reference to `ob` (CPython's `PyWeakref_NewRef`). `callback`

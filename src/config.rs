@@ -400,6 +400,24 @@ extern "C" fn load_time_init() {
     crate::threads::register_fork_handlers();
     // SAFETY: load time.
     unsafe { load_from_environment() }
+    // PYHEAP_TRACEMALLOC=N: trace from the start, N frames (CPython's
+    // PYTHONTRACEMALLOC); 0 or unset: not.
+    if let Some(v) = getenv("PYHEAP_TRACEMALLOC") {
+        match v.trim().parse::<usize>() {
+            Ok(0) => {}
+            // SAFETY: load time: one thread, nothing allocated yet.
+            Ok(n) => match unsafe { crate::trace::start(n) } {
+                Ok(()) => {}
+                Err(e) => warn(&e, Source::Env),
+            },
+            Err(_) => warn(
+                &Error::Value(format!(
+                    "PYHEAP_TRACEMALLOC={v:?} is not a number of frames"
+                )),
+                Source::Env,
+            ),
+        }
+    }
 }
 
 #[used]

@@ -12,6 +12,7 @@ pub mod mem;
 pub mod object;
 pub mod stats;
 pub mod threads;
+pub mod trace;
 pub mod weakref;
 
 /// Runs `f`, turning a panic into a fatal report that names `api`.
