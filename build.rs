@@ -70,7 +70,9 @@ fn write_exported_names(crate_dir: &Path, out_dir: &Path) {
             }
         }
     }
-    let mut code = String::from("/// pyheap's C API function names, sorted.\npub static EXPORTED: &[&str] = &[\n");
+    let mut code = String::from(
+        "/// pyheap's C API function names, sorted.\npub static EXPORTED: &[&str] = &[\n",
+    );
     for n in names {
         writeln!(code, "    {n:?},").expect("writing to a String cannot fail");
     }

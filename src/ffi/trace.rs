@@ -224,9 +224,11 @@ pub struct PyHeap_Snapshot(Snapshot);
 /// tracing. Free it with `PyHeap_Snapshot_Free`.
 #[unsafe(no_mangle)]
 pub extern "C" fn PyHeap_TraceMalloc_TakeSnapshot() -> *mut PyHeap_Snapshot {
-    super::boundary("PyHeap_TraceMalloc_TakeSnapshot", || match snapshot::take() {
-        Ok(s) => Box::into_raw(Box::new(PyHeap_Snapshot(s))),
-        Err(e) => error::null(e),
+    super::boundary("PyHeap_TraceMalloc_TakeSnapshot", || {
+        match snapshot::take() {
+            Ok(s) => Box::into_raw(Box::new(PyHeap_Snapshot(s))),
+            Err(e) => error::null(e),
+        }
     })
 }
 
@@ -279,7 +281,10 @@ unsafe fn text<'a>(p: *const c_char) -> Option<std::borrow::Cow<'a, str>> {
 /// # Safety
 /// `s` is a snapshot; `path` a NUL-terminated string.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn PyHeap_Snapshot_Dump(s: *const PyHeap_Snapshot, path: *const c_char) -> c_int {
+pub unsafe extern "C" fn PyHeap_Snapshot_Dump(
+    s: *const PyHeap_Snapshot,
+    path: *const c_char,
+) -> c_int {
     // SAFETY: caller's contract.
     let (Some(path), false) = (unsafe { text(path) }, s.is_null()) else {
         error::set(Error::bad_internal_call());
@@ -519,7 +524,13 @@ pub unsafe extern "C" fn PyHeap_Snapshot_Write(
             }
         };
         let mut body = String::new();
-        snapshot::write_statistics(&mut body, &stats, !old.is_null(), fmt, limit.max(0) as usize);
+        snapshot::write_statistics(
+            &mut body,
+            &stats,
+            !old.is_null(),
+            fmt,
+            limit.max(0) as usize,
+        );
         // SAFETY: out is an open stream (caller); the buffer is ours.
         let n = unsafe { libc::fwrite(body.as_ptr().cast(), 1, body.len(), out) };
         if n == body.len() { 0 } else { -1 }

@@ -96,7 +96,9 @@ impl Names {
 
     /// The name of `id`.
     pub fn get(&self, id: u32) -> &str {
-        self.names.get(id as usize).map_or("<unknown>", String::as_str)
+        self.names
+            .get(id as usize)
+            .map_or("<unknown>", String::as_str)
     }
 
     /// Bytes these tables hold (for `GetTracemallocMemory`).
@@ -195,7 +197,11 @@ fn dladdr_name(a: usize, path: &str) -> NamedFrame {
     let sym = unsafe {
         let mut info: libc::Dl_info = core::mem::zeroed();
         if libc::dladdr(a as *const c_void, &mut info) != 0 && !info.dli_sname.is_null() {
-            Some(CStr::from_ptr(info.dli_sname).to_string_lossy().into_owned())
+            Some(
+                CStr::from_ptr(info.dli_sname)
+                    .to_string_lossy()
+                    .into_owned(),
+            )
         } else {
             None
         }
@@ -261,12 +267,7 @@ fn addr2line(path: &str, list: &[(usize, usize)]) -> Option<HashMap<usize, Vec<N
     if groups.len() != list.len() {
         return None;
     }
-    Some(
-        list.iter()
-            .zip(groups)
-            .map(|(&(a, _), g)| (a, g))
-            .collect(),
-    )
+    Some(list.iter().zip(groups).map(|(&(a, _), g)| (a, g)).collect())
 }
 
 /// True for a frame of pyheap itself, of Rust's runtime or of the
@@ -317,7 +318,9 @@ mod tests {
             return;
         }
         assert!(
-            names.iter().any(|n| n.contains("captures_and_names_this_test")),
+            names
+                .iter()
+                .any(|n| n.contains("captures_and_names_this_test")),
             "{names:?}"
         );
     }

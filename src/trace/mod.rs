@@ -277,11 +277,12 @@ unsafe extern "C" fn trace_malloc(ctx: *mut c_void, n: usize) -> *mut c_void {
     let Some(m) = w.malloc else {
         return ptr::null_mut();
     };
-    // SAFETY (both calls): the wrapped allocator's contract.
     let traced = guarded(|| {
+        // SAFETY: the wrapped allocator's contract.
         let p = unsafe { m(w.ctx, n) };
         if !p.is_null() && !add_trace(DEFAULT_DOMAIN, p as usize, n) {
             if let Some(f) = w.free {
+                // SAFETY: the wrapped allocator's contract.
                 unsafe { f(w.ctx, p) };
             }
             return ptr::null_mut();
@@ -297,11 +298,12 @@ unsafe extern "C" fn trace_calloc(ctx: *mut c_void, nelem: usize, elsize: usize)
     let Some(c) = w.calloc else {
         return ptr::null_mut();
     };
-    // SAFETY (both calls): the wrapped allocator's contract.
     let traced = guarded(|| {
+        // SAFETY: the wrapped allocator's contract.
         let p = unsafe { c(w.ctx, nelem, elsize) };
         if !p.is_null() && !add_trace(DEFAULT_DOMAIN, p as usize, nelem * elsize) {
             if let Some(f) = w.free {
+                // SAFETY: the wrapped allocator's contract.
                 unsafe { f(w.ctx, p) };
             }
             return ptr::null_mut();
@@ -317,8 +319,8 @@ unsafe extern "C" fn trace_realloc(ctx: *mut c_void, p: *mut c_void, n: usize) -
     let Some(r) = w.realloc else {
         return ptr::null_mut();
     };
-    // SAFETY (both calls): the wrapped allocator's contract.
     let traced = guarded(|| {
+        // SAFETY: the wrapped allocator's contract.
         let q = unsafe { r(w.ctx, p, n) };
         if !q.is_null() {
             if !p.is_null() && q != p {
@@ -343,7 +345,6 @@ unsafe extern "C" fn trace_free(ctx: *mut c_void, p: *mut c_void) {
     // back and trace it.
     remove_trace(DEFAULT_DOMAIN, p as usize);
     if let Some(f) = w.free {
-        let _ = guarded(|| ());
         // SAFETY: the wrapped allocator's contract.
         unsafe { f(w.ctx, p) };
     }

@@ -148,11 +148,12 @@ pub fn name_traceback(
     limit: usize,
 ) -> Vec<NamedFrame> {
     let mut out = Vec::new();
+    // pyheap's own frames head the native part (provider frames, if any,
+    // come before it).
     let mut leading = true;
     for f in tb {
         match *f {
             Frame::Script(id, line) => {
-                leading = false;
                 out.push(NamedFrame {
                     filename: names
                         .get(id as usize)
@@ -245,9 +246,7 @@ impl Snapshot {
                 count_diff: 0,
             })
             .collect();
-        stats.sort_by(|a, b| {
-            (b.size, b.count, &b.traceback).cmp(&(a.size, a.count, &a.traceback))
-        });
+        stats.sort_by(|a, b| (b.size, b.count, &b.traceback).cmp(&(a.size, a.count, &a.traceback)));
         Ok(stats)
     }
 
@@ -434,7 +433,11 @@ fn frame_label(f: &NamedFrame) -> String {
 
 /// A statistic as tracemalloc prints it (`diff`: a comparison's line).
 pub fn statistic_line(s: &Statistic, diff: bool) -> String {
-    let mut line = format!("{}: size={}", frame_label(&s.traceback[0]), format_size(s.size as f64, false));
+    let mut line = format!(
+        "{}: size={}",
+        frame_label(&s.traceback[0]),
+        format_size(s.size as f64, false)
+    );
     if diff {
         let _ = write!(line, " ({})", format_size(s.size_diff as f64, true));
     }
@@ -471,8 +474,18 @@ fn json_str(s: &str) -> String {
 /// Writes statistics (or a comparison's, with `diff`) in `format`, at
 /// most `limit` of them (0: all). Collapsed stacks want whole tracebacks:
 /// group by traceback for them.
-pub fn write_statistics(out: &mut String, stats: &[Statistic], diff: bool, format: Format, limit: usize) {
-    let n = if limit == 0 { stats.len() } else { limit.min(stats.len()) };
+pub fn write_statistics(
+    out: &mut String,
+    stats: &[Statistic],
+    diff: bool,
+    format: Format,
+    limit: usize,
+) {
+    let n = if limit == 0 {
+        stats.len()
+    } else {
+        limit.min(stats.len())
+    };
     match format {
         Format::Text => {
             for s in &stats[..n] {
@@ -531,7 +544,11 @@ pub fn write_statistics(out: &mut String, stats: &[Statistic], diff: bool, forma
                         label.replace(';', ":")
                     })
                     .collect();
-                let value = if diff { s.size_diff.max(0) as usize } else { s.size };
+                let value = if diff {
+                    s.size_diff.max(0) as usize
+                } else {
+                    s.size
+                };
                 let _ = writeln!(out, "{} {}", stack.join(";"), value);
             }
         }
@@ -544,7 +561,10 @@ pub fn frame_text(f: &NamedFrame) -> String {
     if f.function.is_empty() {
         format!("File \"{}\", line {}", f.filename, f.lineno)
     } else {
-        format!("File \"{}\", line {}, in {}", f.filename, f.lineno, f.function)
+        format!(
+            "File \"{}\", line {}, in {}",
+            f.filename, f.lineno, f.function
+        )
     }
 }
 
@@ -569,10 +589,26 @@ mod tests {
                 vec![nf("b.c", 5), nf("a.c", 1)],
             ],
             traces: vec![
-                SnapTrace { domain: 0, size: 100, traceback: 0 },
-                SnapTrace { domain: 0, size: 100, traceback: 0 },
-                SnapTrace { domain: 0, size: 50, traceback: 1 },
-                SnapTrace { domain: 7, size: 1000, traceback: 2 },
+                SnapTrace {
+                    domain: 0,
+                    size: 100,
+                    traceback: 0,
+                },
+                SnapTrace {
+                    domain: 0,
+                    size: 100,
+                    traceback: 0,
+                },
+                SnapTrace {
+                    domain: 0,
+                    size: 50,
+                    traceback: 1,
+                },
+                SnapTrace {
+                    domain: 7,
+                    size: 1000,
+                    traceback: 2,
+                },
             ],
         }
     }
@@ -588,7 +624,10 @@ mod tests {
         assert_eq!((by_file[1].size, by_file[1].count), (250, 3));
         assert_eq!(by_file[1].traceback[0].lineno, 0);
         let cum = s.statistics(KeyType::Filename, true).unwrap();
-        let a = cum.iter().find(|x| x.traceback[0].filename == "a.c").unwrap();
+        let a = cum
+            .iter()
+            .find(|x| x.traceback[0].filename == "a.c")
+            .unwrap();
         assert_eq!((a.size, a.count), (1250, 4));
         assert!(s.statistics(KeyType::Traceback, true).is_err());
         assert_eq!(s.statistics(KeyType::Traceback, false).unwrap().len(), 3);
@@ -598,7 +637,11 @@ mod tests {
     fn compare_and_round_trip() {
         let old = sample();
         let mut new = sample();
-        new.traces.push(SnapTrace { domain: 0, size: 300, traceback: 1 });
+        new.traces.push(SnapTrace {
+            domain: 0,
+            size: 300,
+            traceback: 1,
+        });
         let d = new.compare_to(&old, KeyType::Lineno, false).unwrap();
         // The biggest change first, then the biggest size.
         assert_eq!(d[0].traceback[0], nf("a.c", 2));
