@@ -1,6 +1,7 @@
 /* When the first use of the runtime is a PyGILState_Ensure on some thread,
  * the runtime is initialised but bound to no thread: that thread takes the
- * lock and lets it go, and the main thread must take it like any other. */
+ * lock and lets it go, and the main thread must take it like any other,
+ * until it calls Py_Initialize, which binds it. */
 // pyheap-test: cflags -pthread
 #include "compat.h"
 
@@ -35,5 +36,12 @@ int main(void) {
     PyMem_Free(p);
     PyGILState_Release(s);
     CHECK(PyGILState_Check() == 0);
+    /* Py_Initialize now binds this thread (it was bound to none). */
+    Py_Initialize();
+    CHECK(PyGILState_Check() == 1);
+    CHECK(PyThreadState_Get() != NULL);
+    CHECK(PyHeap_ThreadStateCount() == 1);
+    CHECK(Py_FinalizeEx() == 0);
+    CHECK(Py_IsInitialized() == 0);
     return harness_summary();
 }

@@ -12,7 +12,7 @@
 //! then: a program that finalised knows how to initialise).
 
 use core::fmt::Write;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use crate::domains::runtime;
 use crate::{fatal, gc, threads};
@@ -38,16 +38,32 @@ pub fn lock_check() -> bool {
     !is_initialized() || threads::holds()
 }
 
+/// An initial thread is bound (by `Py_Initialize`, `PyHeap_Initialize`,
+/// lazy initialisation, or a first `PyGILState_Ensure` on the main thread).
+static BOUND: AtomicBool = AtomicBool::new(false);
+
 /// `Py_Initialize`: binds a thread state to the calling thread, which then
-/// holds the runtime lock. Nothing happens if the runtime is initialised.
+/// holds the runtime lock. Nothing happens if the runtime is initialised
+/// and bound to a thread already (CPython's second call). A runtime that a
+/// `PyGILState_Ensure` on another thread initialised without binding is
+/// bound now.
 pub fn initialize() {
-    let _g = INIT.lock().unwrap_or_else(|e| e.into_inner());
-    if STATE.load(Ordering::Acquire) == INITIALIZED {
-        return;
+    let bind = {
+        let _g = INIT.lock().unwrap_or_else(|e| e.into_inner());
+        if STATE.load(Ordering::Acquire) == INITIALIZED {
+            !BOUND.swap(true, Ordering::AcqRel)
+        } else {
+            crate::config::stats_printed(false);
+            BOUND.store(true, Ordering::Release);
+            STATE.store(INITIALIZED, Ordering::Release);
+            true
+        }
+    };
+    // Outside INIT: taking the lock may wait, and a fork meanwhile must not
+    // find INIT held.
+    if bind {
+        threads::bind_initial_thread();
     }
-    threads::bind_initial_thread();
-    crate::config::stats_printed(false);
-    STATE.store(INITIALIZED, Ordering::Release);
 }
 
 /// Called on the slow paths of the MEM and OBJ domains: the first use
@@ -62,23 +78,43 @@ pub fn lazy_initialize() {
 #[cold]
 #[inline(never)]
 fn lazy_initialize_slow() {
-    let _g = INIT.lock().unwrap_or_else(|e| e.into_inner());
-    if STATE.load(Ordering::Acquire) == FRESH {
+    let bind = {
+        let _g = INIT.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = STATE.load(Ordering::Acquire) == FRESH;
+        if fresh {
+            BOUND.store(true, Ordering::Release);
+            STATE.store(INITIALIZED, Ordering::Release);
+        }
+        fresh
+    };
+    if bind {
         threads::bind_initial_thread();
-        STATE.store(INITIALIZED, Ordering::Release);
     }
 }
 
-/// Before a thread takes the lock through `PyGILState_Ensure`: a runtime
-/// not yet initialised is initialised without binding a thread to it (the
-/// first thread to use the lock is not necessarily the main one).
+/// True on the process's main thread.
+fn on_main_thread() -> bool {
+    // SAFETY: plain system calls without arguments.
+    unsafe { libc::gettid() == libc::getpid() }
+}
+
+/// Before a thread takes the lock through `PyGILState_Ensure`, in a runtime
+/// never initialised: on the main thread this is `Py_Initialize` (a
+/// single-threaded program may start with `PyGILState_Ensure`); on another
+/// thread the runtime is initialised without binding a thread (the first
+/// thread to use the lock must not keep it for good). After finalisation
+/// nothing changes: the lock works, its rules are off until
+/// `Py_Initialize`.
 pub fn initialize_for_threads() {
-    if is_initialized() {
+    if STATE.load(Ordering::Acquire) != FRESH {
+        return;
+    }
+    if on_main_thread() {
+        initialize();
         return;
     }
     let _g = INIT.lock().unwrap_or_else(|e| e.into_inner());
-    if STATE.load(Ordering::Acquire) != INITIALIZED {
-        crate::config::stats_printed(false);
+    if STATE.load(Ordering::Acquire) == FRESH {
         STATE.store(INITIALIZED, Ordering::Release);
     }
 }
@@ -115,8 +151,10 @@ pub unsafe fn finalize() -> i32 {
     {
         let _g = INIT.lock().unwrap_or_else(|e| e.into_inner());
         STATE.store(FINALIZED, Ordering::Release);
-        threads::unbind_initial_thread();
+        BOUND.store(false, Ordering::Release);
     }
+    // Outside INIT: the release may wait for a waiting thread to take over.
+    threads::unbind_initial_thread();
     0
 }
 
