@@ -2,7 +2,7 @@
  * PyHeap_Initialize < PyHeap_SetOption, shown by PyHeap_PrintConfig; bad
  * values leave a setting unchanged with an error. */
 // pyheap-test: modes pymalloc
-// pyheap-test: env PYHEAP_CONF=gc_threshold:500/5/5,gc_debug:2,trace_frames:4
+// pyheap-test: env PYHEAP_CONF=gc_threshold:500/5/5,gc_debug:2,tracemalloc:4
 // pyheap-test: env PYHEAP_GC_THRESHOLD=600,6,6
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -36,7 +36,9 @@ int main(void) {
     CHECK(strcmp(line("gc_threshold"), "gc_threshold: 600/6/6 (environment)") == 0);
     CHECK(PyHeap_GC_GetDebug() == 2);
     CHECK(strcmp(line("gc_debug"), "gc_debug: 2 (PYHEAP_CONF)") == 0);
-    CHECK(strcmp(line("trace_frames"), "trace_frames: 4 (PYHEAP_CONF)") == 0);
+    CHECK(strcmp(line("tracemalloc"), "tracemalloc: 4 (PYHEAP_CONF)") == 0);
+    CHECK(PyHeap_TraceMalloc_IsTracing() == 1); /* started at load */
+    CHECK(PyHeap_TraceMalloc_GetTracebackLimit() == 4);
     CHECK(strcmp(line("malloc:"), "malloc: pymalloc (default)") == 0);
 
     /* PyHeap_Initialize beats the environment, for the fields it sets. */
@@ -57,8 +59,9 @@ int main(void) {
     /* Bad values: -1, an error naming the setting, nothing changed. */
     CHECK(PyHeap_SetOption("gc_threshold", "1/2") == -1);
     CHECK(last_error_contains("gc_threshold: \"1/2\" is not three thresholds"));
-    CHECK(PyHeap_SetOption("trace_frames", "0") == -1);
-    CHECK(last_error_contains("trace_frames"));
+    CHECK(PyHeap_SetOption("tracemalloc", "many") == -1);
+    CHECK(last_error_contains("tracemalloc"));
+    CHECK(PyHeap_TraceMalloc_IsTracing() == 1);
     CHECK(PyHeap_SetOption("colour", "blue") == -1);
     CHECK(last_error_contains("\"colour\" is not a setting"));
     CHECK(PyHeap_SetOption(NULL, "1") == -1);
@@ -66,9 +69,12 @@ int main(void) {
     PyHeap_GC_GetThreshold(&t[0], &t[1], &t[2]);
     CHECK(t[0] == 700 && t[1] == 10 && t[2] == 10);
     c.gc_threshold[1] = -1;
-    c.trace_frames = 5000;
+    c.tracemalloc = 70000;
     CHECK(PyHeap_Initialize(&c) == -1);
-    CHECK(last_error_contains("trace_frames"));
+    CHECK(last_error_contains("tracemalloc"));
+    CHECK(PyHeap_SetOption("tracemalloc", "0") == 0); /* stops tracing */
+    CHECK(PyHeap_TraceMalloc_IsTracing() == 0);
+    CHECK(strcmp(line("tracemalloc"), "tracemalloc: 0 (PyHeap_SetOption)") == 0);
 
     /* The allocator mode can change only before the first allocation. */
     PyObject_Free(PyObject_Malloc(8));

@@ -768,6 +768,11 @@ typedef struct PyAsyncMethods PyAsyncMethods;
 typedef struct PyBufferProcs PyBufferProcs;
 
 /**
+ * The live objects when a scope began.
+ */
+typedef struct PyHeap_LeakScope PyHeap_LeakScope;
+
+/**
  * A snapshot of the traces, opaque to C.
  */
 typedef struct PyHeap_Snapshot PyHeap_Snapshot;
@@ -820,9 +825,19 @@ typedef struct PyHeap_Config {
    */
   int malloc_stats;
   /**
-   * Frames tracing records per allocation (1 to 1000); -1 keeps it.
+   * Allocation tracing: 0 stops it, 1 to 65535 starts it recording that
+   * many frames per block; -1 keeps it.
    */
-  int trace_frames;
+  int tracemalloc;
+  /**
+   * The leak report at finalisation or exit: "0" none, "1" where reports
+   * go, anything else a file to append it to; NULL keeps it.
+   */
+  const char *leak_report;
+  /**
+   * 1: leaks found at exit make the exit status 1; -1 keeps it.
+   */
+  int abort_on_leak;
 } PyHeap_Config;
 
 /**
@@ -1623,8 +1638,9 @@ int PyHeap_Initialize(const struct PyHeap_Config *c);
 
 /**
  * Sets one setting by name at run time: "malloc", "gc_threshold" (like
- * "700/10/10"), "gc_debug", "log_file", "malloc_stats" (0 or 1) or
- * "trace_frames". Returns 0, or -1 with the last error set (the setting
+ * "700/10/10"), "gc_debug", "log_file", "malloc_stats" (0 or 1),
+ * "tracemalloc" (frames, 0 stops), "leak_report" (0, 1 or a path) or
+ * "abort_on_leak" (0 or 1). Returns 0, or -1 with the last error set (the setting
  * is unchanged).
  *
  * # Safety
@@ -1812,6 +1828,36 @@ Py_ssize_t PyHeap_GC_GetGarbage(PyHeap_ObjectFn cb, void *ctx);
  * Returns how many objects it held.
  */
 Py_ssize_t PyHeap_GC_ClearGarbage(void);
+
+/**
+ * Writes the leak report of the objects alive now (by type, with
+ * allocation sites when tracing; type objects left out) to `out`.
+ * Returns the number of objects, or -1 if `out` is NULL or the write
+ * fails.
+ *
+ * # Safety
+ * `out` is NULL or an open stream; runtime lock held.
+ */
+Py_ssize_t PyHeap_WriteLeakReport(FILE *out);
+
+/**
+ * Begins a leak scope: remembers which objects are alive now. End it with
+ * `PyHeap_LeakScopeEnd`.
+ */
+struct PyHeap_LeakScope *PyHeap_LeakScopeBegin(void);
+
+/**
+ * Ends a leak scope and frees it: returns how many objects were made
+ * since it began and are still alive (type objects left out), and writes
+ * them to `out` as a leak report if `out` is not NULL. -1 if `scope` is
+ * NULL. An object freed in the scope whose address a new one took is not
+ * seen.
+ *
+ * # Safety
+ * `scope` came from `PyHeap_LeakScopeBegin` and is not used afterwards;
+ * `out` is NULL or an open stream; runtime lock held.
+ */
+Py_ssize_t PyHeap_LeakScopeEnd(struct PyHeap_LeakScope *scope, FILE *out);
 
 /**
  * Allocates `size` bytes from the RAW domain (libc by default). Thread-safe

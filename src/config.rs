@@ -50,14 +50,27 @@ impl Source {
 }
 
 /// The keys, with their environment variables.
-pub const KEYS: [(&str, &str); 6] = [
+pub const KEYS: [(&str, &str); 8] = [
     ("malloc", "PYHEAP_MALLOC"),
     ("gc_threshold", "PYHEAP_GC_THRESHOLD"),
     ("gc_debug", "PYHEAP_GC_DEBUG"),
     ("log_file", "PYHEAP_LOG_FILE"),
     ("malloc_stats", "PYHEAP_MALLOCSTATS"),
-    ("trace_frames", "PYHEAP_TRACE_FRAMES"),
+    ("tracemalloc", "PYHEAP_TRACEMALLOC"),
+    ("leak_report", "PYHEAP_LEAK_REPORT"),
+    ("abort_on_leak", "PYHEAP_ABORT_ON_LEAK"),
 ];
+
+/// Where the leak report goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeakReport {
+    /// No report.
+    Off,
+    /// Where every report goes (stderr, the log file, the output callback).
+    Output,
+    /// Appended to this file.
+    File(String),
+}
 
 /// The effective configuration (what is not kept elsewhere: the collector's
 /// thresholds and flags live in its state, the mode in the domain tables).
@@ -65,8 +78,12 @@ pub struct Config {
     mode: Mode,
     log_file: Option<String>,
     malloc_stats: bool,
-    trace_frames: usize,
-    sources: [Source; 6],
+    tracemalloc: usize,
+    /// The leak report at finalisation or exit.
+    pub leak_report: LeakReport,
+    /// Leaks at exit make the exit status 1.
+    pub abort_on_leak: bool,
+    sources: [Source; 8],
 }
 
 struct Global(core::cell::UnsafeCell<Config>);
@@ -79,8 +96,10 @@ static CONFIG: Global = Global(core::cell::UnsafeCell::new(Config {
     mode: Mode::Pymalloc,
     log_file: None,
     malloc_stats: false,
-    trace_frames: 1,
-    sources: [Source::Default; 6],
+    tracemalloc: 0,
+    leak_report: LeakReport::Off,
+    abort_on_leak: false,
+    sources: [Source::Default; 8],
 }));
 
 /// Descriptor reports go to, or -1 for stderr.
@@ -102,12 +121,6 @@ pub fn log_fd() -> c_int {
         -1 => 2,
         fd => fd,
     }
-}
-
-/// Frames tracing records per allocation (for the tracing layer).
-pub fn trace_frames() -> usize {
-    // SAFETY: a plain read of a word written under the runtime lock.
-    unsafe { config().trace_frames }
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -161,6 +174,11 @@ pub unsafe fn set(key: &str, value: &str, source: Source) -> Result<(), Error> {
                 // allocated from MEM or OBJ (the RAW domain is the caller's
                 // business, as with PyMem_SetAllocator).
                 let at_load = matches!(source, Source::Conf | Source::Env);
+                if crate::trace::is_tracing() {
+                    return Err(Error::Value(
+                        "malloc: the allocator mode cannot change while tracing".into(),
+                    ));
+                }
                 if !at_load && (c.mode != Mode::Pymalloc || !heap_untouched()) {
                     return Err(Error::Value(format!(
                         "malloc: the allocator mode cannot change once memory was allocated (it is {})",
@@ -225,19 +243,43 @@ pub unsafe fn set(key: &str, value: &str, source: Source) -> Result<(), Error> {
                 unsafe { libc::atexit(stats_at_exit) };
             }
         }
-        "trace_frames" => {
+        "tracemalloc" => {
             let Some(n) = value
                 .parse::<usize>()
                 .ok()
-                .filter(|n| (1..=1000).contains(n))
+                .filter(|&n| n <= crate::trace::MAX_NFRAME)
             else {
-                return bad("a number of frames from 1 to 1000");
+                return bad("a number of frames from 0 (off) to 65535");
             };
-            c.trace_frames = n;
+            // SAFETY: caller's contract (load time or the runtime lock).
+            unsafe {
+                if n == 0 {
+                    crate::trace::stop();
+                } else {
+                    crate::trace::start(n)?;
+                }
+            }
+            c.tracemalloc = n;
+        }
+        "leak_report" => {
+            c.leak_report = match parse_bool(value) {
+                Some(false) => LeakReport::Off,
+                Some(true) => LeakReport::Output,
+                None => LeakReport::File(value.to_string()),
+            };
+            crate::leaks::register_exit_report();
+        }
+        "abort_on_leak" => {
+            let Some(on) = parse_bool(value) else {
+                return bad("0 or 1");
+            };
+            c.abort_on_leak = on;
+            crate::leaks::register_exit_report();
         }
         _ => {
             return Err(Error::Value(format!(
-                "{key:?} is not a setting (malloc, gc_threshold, gc_debug, log_file, malloc_stats, trace_frames)"
+                "{key:?} is not a setting (malloc, gc_threshold, gc_debug, log_file, \
+                 malloc_stats, tracemalloc, leak_report, abort_on_leak)"
             )));
         }
     }
@@ -298,7 +340,8 @@ fn effective_mode(configured: Mode) -> &'static str {
             "pymalloc_debug"
         };
     }
-    if rt.direct[PYMEM_DOMAIN_OBJ as usize] {
+    let obj = crate::trace::below_tracer(PYMEM_DOMAIN_OBJ, rt.tables[PYMEM_DOMAIN_OBJ as usize]);
+    if obj.same_as(&crate::domains::PyMemAllocatorEx::POOLED) {
         "pymalloc"
     } else if configured == Mode::Malloc {
         "malloc"
@@ -339,7 +382,13 @@ pub fn describe() -> String {
         rt.gc.debug.to_string(),
         c.log_file.clone().unwrap_or_else(|| "(stderr)".into()),
         (c.malloc_stats as u8).to_string(),
-        c.trace_frames.to_string(),
+        c.tracemalloc.to_string(),
+        match &c.leak_report {
+            LeakReport::Off => "0".to_string(),
+            LeakReport::Output => "1".to_string(),
+            LeakReport::File(p) => p.clone(),
+        },
+        (c.abort_on_leak as u8).to_string(),
     ];
     let mut out = String::new();
     for ((key, _), (value, source)) in KEYS.iter().zip(values.iter().zip(c.sources)) {
@@ -400,24 +449,6 @@ extern "C" fn load_time_init() {
     crate::threads::register_fork_handlers();
     // SAFETY: load time.
     unsafe { load_from_environment() }
-    // PYHEAP_TRACEMALLOC=N: trace from the start, N frames (CPython's
-    // PYTHONTRACEMALLOC); 0 or unset: not.
-    if let Some(v) = getenv("PYHEAP_TRACEMALLOC") {
-        match v.trim().parse::<usize>() {
-            Ok(0) => {}
-            // SAFETY: load time: one thread, nothing allocated yet.
-            Ok(n) => match unsafe { crate::trace::start(n) } {
-                Ok(()) => {}
-                Err(e) => warn(&e, Source::Env),
-            },
-            Err(_) => warn(
-                &Error::Value(format!(
-                    "PYHEAP_TRACEMALLOC={v:?} is not a number of frames"
-                )),
-                Source::Env,
-            ),
-        }
-    }
 }
 
 #[used]

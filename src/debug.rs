@@ -92,7 +92,8 @@ fn debug_table(d: PyMemAllocatorDomain) -> PyMemAllocatorEx {
 
 /// True iff domain `d`'s current table is the debug allocator.
 pub fn is_hooked(d: PyMemAllocatorDomain) -> bool {
-    let t = domains::table(d);
+    // Tracing wraps the debug hooks without changing what they check.
+    let t = crate::trace::below_tracer(d, domains::table(d));
     t.malloc.map(|f| f as usize) == Some(debug_malloc as unsafe extern "C" fn(_, _) -> _ as usize)
 }
 

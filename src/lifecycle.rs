@@ -54,6 +54,7 @@ pub fn initialize() {
             !BOUND.swap(true, Ordering::AcqRel)
         } else {
             crate::config::stats_printed(false);
+            crate::leaks::rearm();
             BOUND.store(true, Ordering::Release);
             STATE.store(INITIALIZED, Ordering::Release);
             true
@@ -144,6 +145,8 @@ pub unsafe fn finalize() -> i32 {
     }
     // SAFETY: the lock is held.
     unsafe { report_uncollectable() };
+    // SAFETY: the lock is held.
+    unsafe { crate::leaks::report("at finalization") };
     // SAFETY: the lock is held.
     unsafe { crate::config::print_stats_if_configured() };
     // SAFETY: the lock is held; no block of ours is in a freed arena.

@@ -24,8 +24,14 @@ pub struct PyHeap_Config {
     pub log_file: *const c_char,
     /// 1 prints the allocator statistics at exit, 0 does not; -1 keeps it.
     pub malloc_stats: c_int,
-    /// Frames tracing records per allocation (1 to 1000); -1 keeps it.
-    pub trace_frames: c_int,
+    /// Allocation tracing: 0 stops it, 1 to 65535 starts it recording that
+    /// many frames per block; -1 keeps it.
+    pub tracemalloc: c_int,
+    /// The leak report at finalisation or exit: "0" none, "1" where reports
+    /// go, anything else a file to append it to; NULL keeps it.
+    pub leak_report: *const c_char,
+    /// 1: leaks found at exit make the exit status 1; -1 keeps it.
+    pub abort_on_leak: c_int,
 }
 
 /// Fills `*c` with "keep every setting".
@@ -45,7 +51,9 @@ pub unsafe extern "C" fn PyHeap_InitConfig(c: *mut PyHeap_Config) {
             gc_debug: -1,
             log_file: core::ptr::null(),
             malloc_stats: -1,
-            trace_frames: -1,
+            tracemalloc: -1,
+            leak_report: core::ptr::null(),
+            abort_on_leak: -1,
         })
     }
 }
@@ -115,8 +123,14 @@ pub unsafe extern "C" fn PyHeap_Initialize(c: *const PyHeap_Config) -> c_int {
         if c.malloc_stats >= 0 {
             settings.push(("malloc_stats", c.malloc_stats.to_string()));
         }
-        if c.trace_frames >= 0 {
-            settings.push(("trace_frames", c.trace_frames.to_string()));
+        if c.tracemalloc >= 0 {
+            settings.push(("tracemalloc", c.tracemalloc.to_string()));
+        }
+        if let Some(l) = text(c.leak_report) {
+            settings.push(("leak_report", l));
+        }
+        if c.abort_on_leak >= 0 {
+            settings.push(("abort_on_leak", c.abort_on_leak.to_string()));
         }
         for (key, value) in settings {
             // SAFETY: runtime lock held.
@@ -130,8 +144,9 @@ pub unsafe extern "C" fn PyHeap_Initialize(c: *const PyHeap_Config) -> c_int {
 }
 
 /// Sets one setting by name at run time: "malloc", "gc_threshold" (like
-/// "700/10/10"), "gc_debug", "log_file", "malloc_stats" (0 or 1) or
-/// "trace_frames". Returns 0, or -1 with the last error set (the setting
+/// "700/10/10"), "gc_debug", "log_file", "malloc_stats" (0 or 1),
+/// "tracemalloc" (frames, 0 stops), "leak_report" (0, 1 or a path) or
+/// "abort_on_leak" (0 or 1). Returns 0, or -1 with the last error set (the setting
 /// is unchanged).
 ///
 /// # Safety

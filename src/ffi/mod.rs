@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod gc;
+pub mod leaks;
 pub mod mem;
 pub mod object;
 pub mod stats;

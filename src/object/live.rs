@@ -51,23 +51,33 @@ pub struct TypeCount {
     pub bytes: usize,
 }
 
+/// The bytes an object occupies: its instance size, items included, and
+/// its GC header.
+///
+/// # Safety
+/// `op` is a live object with a valid type.
+pub unsafe fn object_size(op: *mut PyObject) -> usize {
+    // SAFETY: caller's contract.
+    unsafe {
+        let tp: *mut PyTypeObject = (*op).ob_type;
+        let mut size = (*tp).tp_basicsize.max(0) as usize;
+        if (*tp).tp_itemsize != 0 {
+            let n = (*op.cast::<super::layout::PyVarObject>()).ob_size.max(0) as usize;
+            size += n * (*tp).tp_itemsize.max(0) as usize;
+        }
+        if super::alloc::is_gc(op) {
+            size += GC_HEADER_SIZE;
+        }
+        size
+    }
+}
+
 /// Live objects grouped by type, in address order of the types.
 pub fn by_type(rt: &Runtime) -> BTreeMap<usize, TypeCount> {
     let mut map: BTreeMap<usize, TypeCount> = BTreeMap::new();
     for_each(rt, |op| {
         // SAFETY: op is a live object with a valid type.
-        let (tp, size) = unsafe {
-            let tp: *mut PyTypeObject = (*op).ob_type;
-            let mut size = (*tp).tp_basicsize.max(0) as usize;
-            if (*tp).tp_itemsize != 0 {
-                let n = (*op.cast::<super::layout::PyVarObject>()).ob_size.max(0) as usize;
-                size += n * (*tp).tp_itemsize.max(0) as usize;
-            }
-            if super::alloc::is_gc(op) {
-                size += GC_HEADER_SIZE;
-            }
-            (tp, size)
-        };
+        let (tp, size) = unsafe { ((*op).ob_type, object_size(op)) };
         let e = map.entry(tp as usize).or_default();
         e.count += 1;
         e.bytes += size;

@@ -157,6 +157,24 @@ pub unsafe fn is_heap_type(tp: *const PyTypeObject) -> bool {
     unsafe { (*tp).tp_flags & Py_TPFLAGS_HEAPTYPE != 0 }
 }
 
+/// True if `op` is a type object (its type is `type` or a subtype).
+///
+/// # Safety
+/// `op` is a live object.
+pub unsafe fn is_type_object(op: *mut PyObject) -> bool {
+    // SAFETY: caller's contract; base chains of ready types end in NULL.
+    unsafe {
+        let mut t = (*op).ob_type;
+        while !t.is_null() {
+            if t == type_type() {
+                return true;
+            }
+            t = (*t).tp_base;
+        }
+        false
+    }
+}
+
 /// The type's name as text (for reports), or `"?"`.
 ///
 /// # Safety

@@ -193,6 +193,18 @@ fn hook_table(d: usize) -> PyMemAllocatorEx {
     }
 }
 
+/// Domain `d`'s table as the allocator sees it below tracing: the table
+/// the tracer's hook wraps, if `t` (the domain's current table) is that
+/// hook, else `t`.
+pub fn below_tracer(d: PyMemAllocatorDomain, t: PyMemAllocatorEx) -> PyMemAllocatorEx {
+    if t.same_as(&hook_table(d as usize)) {
+        // SAFETY: see Wrapped; a plain copy.
+        unsafe { (*WRAPPED.0.get())[d as usize] }
+    } else {
+        t
+    }
+}
+
 /// True while tracing.
 #[inline]
 pub fn is_tracing() -> bool {
