@@ -42,9 +42,10 @@ pub unsafe extern "C" fn PyHeap_WriteLeakReport(out: *mut libc::FILE) -> Py_ssiz
 /// `PyHeap_LeakScopeEnd`.
 #[unsafe(no_mangle)]
 pub extern "C" fn PyHeap_LeakScopeBegin() -> *mut PyHeap_LeakScope {
-    // SAFETY: the caller holds the runtime lock (the MEM/OBJ rule).
     super::boundary("PyHeap_LeakScopeBegin", || {
-        Box::into_raw(Box::new(unsafe { leaks::scope_begin() }))
+        // SAFETY: the caller holds the runtime lock (the MEM/OBJ rule).
+        let scope = unsafe { leaks::scope_begin() };
+        Box::into_raw(Box::new(scope))
     })
 }
 
