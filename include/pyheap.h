@@ -685,7 +685,7 @@ typedef struct PyVarObject {
  * frames (the API function, the tracer's hook, the unwinder) can be cut
  * from the front when the traceback is named.
  */
-#define OWN_FRAMES_MAX 12
+#define OWN_FRAMES_MAX 32
 
 /**
  * The C-visible kind of the last error (`PyHeap_ErrorKind`).
@@ -1828,6 +1828,58 @@ Py_ssize_t PyHeap_GC_GetGarbage(PyHeap_ObjectFn cb, void *ctx);
  * Returns how many objects it held.
  */
 Py_ssize_t PyHeap_GC_ClearGarbage(void);
+
+/**
+ * Writes why `obj` is alive to `out`: its count and how much of it the
+ * heap's references explain, then each object held from outside the heap
+ * (a C variable, or a reference leaked by a missing `Py_DECREF`) that
+ * keeps it alive, with the chain of references from it to `obj`, and
+ * allocation sites when tracing. Returns how many such objects were found
+ * (0 for garbage waiting for the collector), or -1 if `obj` is not a live
+ * object pyheap allocated, or an argument is NULL.
+ *
+ * # Safety
+ * `obj` is a live object; `out` an open stream; runtime lock held.
+ */
+Py_ssize_t PyHeap_WhyAlive(PyObject *obj, FILE *out);
+
+/**
+ * Writes the reference graph around `obj` as Graphviz DOT: objects up to
+ * `depth` references away in either direction, at most `max_fanout`
+ * references followed per object and direction, only types whose name
+ * contains `type_filter` (NULL: all). Each node shows type, address,
+ * count, the references from outside the heap and the allocation site
+ * when tracing. Returns the number of nodes, or -1.
+ *
+ * # Safety
+ * `obj` is a live object; `type_filter` NULL or a NUL-terminated string;
+ * `out` an open stream; runtime lock held.
+ */
+Py_ssize_t PyHeap_WriteDot(PyObject *obj,
+                           int depth,
+                           int max_fanout,
+                           const char *type_filter,
+                           FILE *out);
+
+/**
+ * Writes the garbage list (uncollectable cycles, or everything with
+ * `PyHeap_GC_DEBUG_SAVEALL`) and the references among its objects as DOT.
+ * Returns the number of nodes, or -1.
+ *
+ * # Safety
+ * `out` is an open stream; runtime lock held.
+ */
+Py_ssize_t PyHeap_GC_WriteGarbageDot(FILE *out);
+
+/**
+ * Renders the DOT file `dot_path` as SVG into `svg_path` with Graphviz's
+ * `dot`. Returns 0, or -1 with a `SystemError` if `dot` is not installed
+ * or fails.
+ *
+ * # Safety
+ * Both paths are NUL-terminated strings.
+ */
+int PyHeap_RenderSvg(const char *dot_path, const char *svg_path);
 
 /**
  * Writes the leak report of the objects alive now (by type, with

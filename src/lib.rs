@@ -22,6 +22,7 @@ pub mod error;
 pub mod fatal;
 pub mod ffi;
 pub mod gc;
+pub mod heapgraph;
 pub mod leaks;
 pub mod lifecycle;
 pub mod object;

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod gc;
+pub mod heapgraph;
 pub mod leaks;
 pub mod mem;
 pub mod object;
