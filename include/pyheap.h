@@ -34,26 +34,6 @@ typedef struct PyVarObject {
 
 
 /**
- * Fresh data.
- */
-#define CLEANBYTE 205
-
-/**
- * Freed memory.
- */
-#define DEADBYTE 221
-
-/**
- * Guards.
- */
-#define FORBIDDENBYTE 253
-
-/**
- * Bytes a debug block adds: header, trailer guard and serial number.
- */
-#define EXTRA (4 * S)
-
-/**
  * Report as CPython's `sys._debugmallocstats()` text.
  */
 #define PYHEAP_STATS_TEXT 0
@@ -114,11 +94,6 @@ typedef struct PyVarObject {
  * Callback phase: a collection ended.
  */
 #define PyHeap_GC_PHASE_STOP 1
-
-/**
- * Nested deallocations allowed before further ones are deferred.
- */
-#define TRASHCAN_LIMIT 50
 
 /**
  * CPython 3.12's name for the `Py_ssize_t` member type (`T_PYSSIZET`).
@@ -669,23 +644,6 @@ typedef struct PyVarObject {
  * Slot id of `am_send`.
  */
 #define Py_am_send 81
-
-/**
- * CPython's limit on frames per traceback.
- */
-#define MAX_NFRAME 65535
-
-/**
- * The domain of pyheap's own blocks in traces (CPython's `DEFAULT_DOMAIN`).
- */
-#define DEFAULT_DOMAIN 0
-
-/**
- * Native frames captured beyond the ones asked for, so that pyheap's own
- * frames (the API function, the tracer's hook, the unwinder) can be cut
- * from the front when the traceback is named.
- */
-#define OWN_FRAMES_MAX 32
 
 /**
  * The C-visible kind of the last error (`PyHeap_ErrorKind`).

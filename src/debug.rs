@@ -27,16 +27,16 @@ use crate::domains::{self, MAX_REQUEST, PyMemAllocatorDomain, PyMemAllocatorEx, 
 use crate::fatal::{self, Misuse};
 
 /// Fresh data.
-pub const CLEANBYTE: u8 = 0xCD;
+pub(crate) const CLEANBYTE: u8 = 0xCD;
 /// Freed memory.
-pub const DEADBYTE: u8 = 0xDD;
+pub(crate) const DEADBYTE: u8 = 0xDD;
 /// Guards.
-pub const FORBIDDENBYTE: u8 = 0xFD;
+pub(crate) const FORBIDDENBYTE: u8 = 0xFD;
 const S: usize = core::mem::size_of::<usize>();
 /// Header bytes before the data.
 const HEADER: usize = 2 * S;
 /// Bytes a debug block adds: header, trailer guard and serial number.
-pub const EXTRA: usize = 4 * S;
+pub(crate) const EXTRA: usize = 4 * S;
 
 /// One domain's debug hook: the table it wraps and the API id it stamps.
 #[repr(C)]

@@ -20,7 +20,7 @@ use crate::fatal::{self, Misuse};
 use crate::gc;
 
 /// Nested deallocations allowed before further ones are deferred.
-pub const TRASHCAN_LIMIT: usize = 50;
+pub(crate) const TRASHCAN_LIMIT: usize = 50;
 
 /// `Py_INCREF` for Rust callers (immortal objects are left alone).
 ///

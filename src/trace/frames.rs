@@ -49,7 +49,7 @@ pub type PyHeap_FrameProviderFn =
 /// Native frames captured beyond the ones asked for, so that pyheap's own
 /// frames (the API function, the tracer's hook, the unwinder) can be cut
 /// from the front when the traceback is named.
-pub const OWN_FRAMES_MAX: usize = 32;
+pub(crate) const OWN_FRAMES_MAX: usize = 32;
 
 /// Captures up to `n` native return addresses of the calling thread, most
 /// recent first, into `out` (cleared first).

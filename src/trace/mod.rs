@@ -30,10 +30,10 @@ use crate::error::Error;
 use frames::{Frame, Names, PyHeap_Frame, PyHeap_FrameProviderFn};
 
 /// CPython's limit on frames per traceback.
-pub const MAX_NFRAME: usize = 65535;
+pub(crate) const MAX_NFRAME: usize = 65535;
 
 /// The domain of pyheap's own blocks in traces (CPython's `DEFAULT_DOMAIN`).
-pub const DEFAULT_DOMAIN: u32 = 0;
+pub(crate) const DEFAULT_DOMAIN: u32 = 0;
 
 /// One traced block.
 #[derive(Clone, Debug)]
