@@ -4,7 +4,8 @@
  * extra Py_INCREF) shows as a reference from outside, with the allocation
  * site. Garbage waiting for the collector is said to be garbage. The DOT
  * picture of a known cycle has its nodes and edges, and Graphviz's dot
- * accepts it when installed; so does the picture of the garbage list. */
+ * accepts it when installed; so do the pictures of the garbage list and of
+ * every cycle that survived a collection. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,6 +188,30 @@ int main(void) {
     CHECKF(n == 2 && strstr(dot, "graph.Legacy"), "%zd\n%s", n, dot);
     CHECK(dot_accepts(dot));
     free(dot);
+
+    /* Every cycle alive after a collection: x -> y -> z -> x, the legacy
+     * pair in the garbage list, and one object referring to itself. */
+    PyObject *self_ref = link_new(&Link_Type, NULL);
+    ((Link *)self_ref)->next = Py_NewRef(self_ref);
+    PyGC_Collect();
+    f = open_memstream(&dot, &len);
+    n = PyHeap_WriteCyclesDot(0, f);
+    fclose(f);
+    CHECKF(n == 3, "%zd cycles\n%s", n, dot);
+    CHECKF(strstr(dot, "label=\"cycle 1 (3 objects)\"") &&
+               strstr(dot, "label=\"cycle 2 (2 objects)\"") &&
+               strstr(dot, "label=\"cycle 3 (1 objects)\""),
+           "%s", dot);
+    edges = 0;
+    for (char *p = dot; (p = strstr(p, " -> ")) != NULL; p++) edges++;
+    CHECKF(edges == 6, "%d edges\n%s", edges, dot);
+    CHECK(dot_accepts(dot));
+    free(dot);
+    f = open_memstream(&dot, &len);
+    CHECK(PyHeap_WriteCyclesDot(1, f) == 1); /* the biggest only */
+    fclose(f);
+    free(dot);
+    Py_DECREF(self_ref);
 
     CHECK(PyHeap_WhyAlive(NULL, stdout) == -1);
     PyHeap_ClearError();

@@ -1830,6 +1830,17 @@ Py_ssize_t PyHeap_WriteDot(PyObject *obj,
 Py_ssize_t PyHeap_GC_WriteGarbageDot(FILE *out);
 
 /**
+ * Writes every reference cycle among the live objects as DOT, one
+ * cluster per cycle, the `max_cycles` biggest (0: all): called after a
+ * collection, the cycles that survived it. Returns the number of cycles,
+ * or -1.
+ *
+ * # Safety
+ * `out` is an open stream; runtime lock held.
+ */
+Py_ssize_t PyHeap_WriteCyclesDot(Py_ssize_t max_cycles, FILE *out);
+
+/**
  * Renders the DOT file `dot_path` as SVG into `svg_path` with Graphviz's
  * `dot`. Returns 0, or -1 with a `SystemError` if `dot` is not installed
  * or fails.

@@ -354,6 +354,109 @@ pub unsafe fn write_garbage_dot(out: &mut String) -> usize {
     write_dot_nodes(&g, &nodes, None, "gc.garbage", out)
 }
 
+/// The cycles of the graph: its strongly connected components with more
+/// than one object, or one object referring to itself (iterative Tarjan).
+fn cycles(g: &Graph) -> Vec<Vec<usize>> {
+    let n = g.nodes.len();
+    let mut index = vec![usize::MAX; n];
+    let mut low = vec![0usize; n];
+    let mut on_stack = vec![false; n];
+    let mut stack = Vec::new();
+    let mut next = 0usize;
+    let mut out = Vec::new();
+    for root in 0..n {
+        if index[root] != usize::MAX {
+            continue;
+        }
+        // (node, position in its out-edges)
+        let mut work = vec![(root, 0usize)];
+        index[root] = next;
+        low[root] = next;
+        next += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        while let Some(&mut (v, ref mut pos)) = work.last_mut() {
+            if let Some(&w) = g.out[v].get(*pos) {
+                *pos += 1;
+                if index[w] == usize::MAX {
+                    index[w] = next;
+                    low[w] = next;
+                    next += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    work.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            work.pop();
+            if let Some(&(parent, _)) = work.last() {
+                low[parent] = low[parent].min(low[v]);
+            }
+            if low[v] == index[v] {
+                let mut comp = Vec::new();
+                loop {
+                    let w = stack.pop().expect("v is on the stack");
+                    on_stack[w] = false;
+                    comp.push(w);
+                    if w == v {
+                        break;
+                    }
+                }
+                if comp.len() > 1 || g.out[v].contains(&v) {
+                    comp.sort_unstable();
+                    out.push(comp);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Writes every reference cycle among the live objects (after a
+/// collection: the cycles that survived it) as DOT, one cluster per cycle,
+/// at most `max_cycles` of them (0: all), biggest first. Returns the
+/// number of cycles written.
+///
+/// # Safety
+/// Runtime lock held.
+pub unsafe fn write_cycles_dot(max_cycles: usize, out: &mut String) -> usize {
+    // SAFETY: caller's contract.
+    let g = unsafe { Graph::build() };
+    let mut cs = cycles(&g);
+    cs.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+    if max_cycles > 0 {
+        cs.truncate(max_cycles);
+    }
+    let all: Vec<usize> = cs.iter().flatten().copied().collect();
+    let mut body = String::new();
+    write_dot_nodes(&g, &all, None, "cycles", &mut body);
+    // Put each cycle's nodes in a cluster: the node lines are reused as
+    // they are; the edges follow.
+    let mut lines = body.lines();
+    let header: Vec<&str> = lines.by_ref().take(2).collect();
+    let rest: Vec<&str> = lines.collect();
+    for h in header {
+        let _ = writeln!(out, "{h}");
+    }
+    for (k, c) in cs.iter().enumerate() {
+        let _ = writeln!(out, "  subgraph cluster_{k} {{");
+        let _ = writeln!(out, "    label=\"cycle {} ({} objects)\";", k + 1, c.len());
+        for &i in c {
+            let prefix = format!("  n{i} [");
+            if let Some(l) = rest.iter().find(|l| l.starts_with(&prefix)) {
+                let _ = writeln!(out, "  {l}");
+            }
+        }
+        let _ = writeln!(out, "  }}");
+    }
+    for l in rest.iter().filter(|l| l.contains(" -> ") || *l == &"}") {
+        let _ = writeln!(out, "{l}");
+    }
+    cs.len()
+}
+
 /// Renders a DOT file as SVG with Graphviz's `dot`; an error message if
 /// `dot` is missing or fails.
 pub fn render_svg(dot_path: &str, svg_path: &str) -> Result<(), String> {

@@ -115,6 +115,34 @@ pub unsafe extern "C" fn PyHeap_GC_WriteGarbageDot(out: *mut libc::FILE) -> Py_s
     })
 }
 
+/// Writes every reference cycle among the live objects as DOT, one
+/// cluster per cycle, the `max_cycles` biggest (0: all): called after a
+/// collection, the cycles that survived it. Returns the number of cycles,
+/// or -1.
+///
+/// # Safety
+/// `out` is an open stream; runtime lock held.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn PyHeap_WriteCyclesDot(
+    max_cycles: Py_ssize_t,
+    out: *mut libc::FILE,
+) -> Py_ssize_t {
+    if out.is_null() {
+        error::set(Error::bad_internal_call());
+        return -1;
+    }
+    super::boundary("PyHeap_WriteCyclesDot", || {
+        let mut text = String::new();
+        // SAFETY: caller's contract.
+        let n = unsafe { heapgraph::write_cycles_dot(max_cycles.max(0) as usize, &mut text) };
+        if write_to(out, &text) {
+            n as Py_ssize_t
+        } else {
+            -1
+        }
+    })
+}
+
 /// Renders the DOT file `dot_path` as SVG into `svg_path` with Graphviz's
 /// `dot`. Returns 0, or -1 with a `SystemError` if `dot` is not installed
 /// or fails.
