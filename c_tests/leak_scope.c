@@ -1,7 +1,8 @@
 /* Leak scopes say what a region of code left alive: nothing for a region
  * that cleans up after itself (cycles included, once collected), the
  * deliberately leaked objects, by type and allocation site, for one that
- * does not. Py_FinalizeEx writes the leak report to the configured file;
+ * does not. The live objects dump as a snapshot, by type and site.
+ * Py_FinalizeEx writes the leak report to the configured file;
  * without abort_on_leak the exit status stays 0. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -99,10 +100,30 @@ int main(void) {
     CHECK(PyHeap_LeakScopeEnd(NULL, NULL) == -1);
     PyHeap_ClearError();
 
-    /* Py_FinalizeEx writes the report to the configured file. */
+    /* The live objects as a snapshot (what the report tool reads): by
+     * type, and by type and allocation site. */
     char path[] = "/tmp/pyheap-leaks-XXXXXX";
     int fd = mkstemp(path);
     close(fd);
+    CHECKF(PyHeap_DumpLiveObjects(path) == 4, "%zd", PyHeap_DumpLiveObjects(path));
+    PyHeap_Snapshot *live = PyHeap_Snapshot_Load(path);
+    CHECK(live != NULL);
+    if (live) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&buf, &len);
+        PyHeap_Snapshot_Write(live, NULL, "lineno", 0, PYHEAP_FORMAT_TEXT, 0, m);
+        PyHeap_Snapshot_Write(live, NULL, "traceback", 0, PYHEAP_FORMAT_TEXT, 0, m);
+        fclose(m);
+        CHECKF(strstr(buf, "<scope.Node>:0: size=") && strstr(buf, "count=4,") &&
+                   strstr(buf, "    File \"<scope.Node>\", line 0\n") && strstr(buf, "in forgetful"),
+               "%s", buf);
+        free(buf);
+        PyHeap_Snapshot_Free(live);
+    }
+
+    /* Py_FinalizeEx writes the report to the configured file. */
+    unlink(path);
     CHECK(PyHeap_SetOption("leak_report", path) == 0);
     Py_DECREF(leaked[2]);
     CHECK(Py_FinalizeEx() == 0);

@@ -1881,6 +1881,18 @@ struct PyHeap_LeakScope *PyHeap_LeakScopeBegin(void);
 Py_ssize_t PyHeap_LeakScopeEnd(struct PyHeap_LeakScope *scope, FILE *out);
 
 /**
+ * Writes the live objects (type objects left out) to `path` as a snapshot
+ * the `pyheap` report tool reads: each object's traceback is its type, as
+ * a frame `<type name>:0`, above its allocation frames when tracing
+ * (`pyheap stats -k lineno` groups by type; `-k traceback` by type and
+ * allocation site). Returns the number of objects, or -1 with an error.
+ *
+ * # Safety
+ * `path` is a NUL-terminated string; runtime lock held.
+ */
+Py_ssize_t PyHeap_DumpLiveObjects(const char *path);
+
+/**
  * Allocates `size` bytes from the RAW domain (libc by default). Thread-safe
  * and usable before initialisation. Size 0 gives a unique non-NULL pointer;
  * sizes above `PY_SSIZE_T_MAX` give NULL.

@@ -276,6 +276,72 @@ extern "C" fn report_at_exit() {
     }
 }
 
+/// The live objects (types left out) as a snapshot the report tool reads:
+/// one trace per object, its traceback the object's type (as a frame
+/// `<type name>` at line 0) above its allocation frames when tracing. So
+/// `pyheap stats -k lineno` groups by type, `-k traceback` by type and site.
+///
+/// # Safety
+/// Runtime lock held.
+pub unsafe fn live_snapshot() -> snapshot::Snapshot {
+    // SAFETY: caller's contract; read only.
+    let rt = unsafe { runtime() };
+    let tracing = crate::trace::is_tracing();
+    let mut objs: Vec<(String, usize, Option<Arc<[Frame]>>)> = Vec::new();
+    live::for_each(rt, |op| {
+        // SAFETY: a live object, under the lock.
+        unsafe {
+            if is_type(op) {
+                return;
+            }
+            let tb = tracing
+                .then(|| crate::trace::traceback_of(block_of(op)))
+                .flatten();
+            objs.push((types::type_name((*op).ob_type), live::object_size(op), tb));
+        }
+    });
+    let addrs: Vec<usize> = objs
+        .iter()
+        .filter_map(|o| o.2.as_ref())
+        .flat_map(|tb| tb.iter())
+        .filter_map(|f| match f {
+            Frame::Native(a) => Some(*a),
+            Frame::Script(..) => None,
+        })
+        .collect();
+    let named = frames::symbolize(&addrs);
+    let (names, limit) = {
+        let g = crate::trace::tables();
+        g.as_ref()
+            .map_or((Vec::new(), 0), |t| (t.names.all().to_vec(), t.nframe))
+    };
+    let mut snap = snapshot::Snapshot {
+        traceback_limit: limit + 1,
+        ..Default::default()
+    };
+    let mut ids: HashMap<Vec<NamedFrame>, u32> = HashMap::new();
+    for (name, size, tb) in objs {
+        let mut frames = vec![NamedFrame {
+            filename: format!("<{name}>"),
+            lineno: 0,
+            function: String::new(),
+        }];
+        if let Some(tb) = tb {
+            frames.extend(snapshot::name_traceback(&tb, &named, &names, limit));
+        }
+        let id = *ids.entry(frames.clone()).or_insert_with(|| {
+            snap.tracebacks.push(frames);
+            (snap.tracebacks.len() - 1) as u32
+        });
+        snap.traces.push(snapshot::SnapTrace {
+            domain: 0,
+            size,
+            traceback: id,
+        });
+    }
+    snap
+}
+
 /// The live objects when a scope began.
 pub struct PyHeap_LeakScope {
     alive: HashSet<usize>,

@@ -80,3 +80,34 @@ pub unsafe extern "C" fn PyHeap_LeakScopeEnd(
         l.iter().map(|t| t.count).sum::<usize>() as Py_ssize_t
     })
 }
+
+/// Writes the live objects (type objects left out) to `path` as a snapshot
+/// the `pyheap` report tool reads: each object's traceback is its type, as
+/// a frame `<type name>:0`, above its allocation frames when tracing
+/// (`pyheap stats -k lineno` groups by type; `-k traceback` by type and
+/// allocation site). Returns the number of objects, or -1 with an error.
+///
+/// # Safety
+/// `path` is a NUL-terminated string; runtime lock held.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn PyHeap_DumpLiveObjects(path: *const core::ffi::c_char) -> Py_ssize_t {
+    if path.is_null() {
+        error::set(Error::bad_internal_call());
+        return -1;
+    }
+    // SAFETY: caller's contract.
+    let path = unsafe { core::ffi::CStr::from_ptr(path) }
+        .to_string_lossy()
+        .into_owned();
+    super::boundary("PyHeap_DumpLiveObjects", || {
+        // SAFETY: the caller holds the runtime lock.
+        let snap = unsafe { leaks::live_snapshot() };
+        match std::fs::write(&path, snap.dump()) {
+            Ok(()) => snap.traces.len() as Py_ssize_t,
+            Err(e) => {
+                error::set(Error::System(format!("cannot write {path:?}: {e}")));
+                -1
+            }
+        }
+    })
+}
