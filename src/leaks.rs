@@ -287,7 +287,9 @@ pub unsafe fn live_snapshot() -> snapshot::Snapshot {
     // SAFETY: caller's contract; read only.
     let rt = unsafe { runtime() };
     let tracing = crate::trace::is_tracing();
-    let mut objs: Vec<(String, usize, Option<Arc<[Frame]>>)> = Vec::new();
+    // (type name, bytes, allocation traceback)
+    type Obj = (String, usize, Option<Arc<[Frame]>>);
+    let mut objs: Vec<Obj> = Vec::new();
     live::for_each(rt, |op| {
         // SAFETY: a live object, under the lock.
         unsafe {
