@@ -21,7 +21,7 @@ pub mod snapshot;
 use core::cell::{Cell, UnsafeCell};
 use core::ffi::{c_int, c_void};
 use core::ptr;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -247,9 +247,113 @@ fn current_frames(nframe: usize, names: &mut Names, out: &mut Vec<Frame>) {
             return;
         }
     }
-    let mut native = Vec::new();
-    frames::capture_native(&mut native, nframe + frames::OWN_FRAMES_MAX);
-    out.extend(native.into_iter().map(Frame::Native));
+    NATIVE.with(|n| {
+        let mut native = n.borrow_mut();
+        frames::capture_native(&mut native, nframe + OWN_DEPTH.load(Ordering::Relaxed));
+        out.extend(native.iter().map(|&a| Frame::Native(a)));
+    });
+}
+
+std::thread_local! {
+    /// Scratch buffers of the capture, reused (a traced allocation then
+    /// allocates nothing for its frames unless its traceback is new).
+    static NATIVE: core::cell::RefCell<Vec<usize>> = const { core::cell::RefCell::new(Vec::new()) };
+    static FRAMES: core::cell::RefCell<Vec<Frame>> = const { core::cell::RefCell::new(Vec::new()) };
+}
+
+/// Native frames captured beyond the ones asked for, to make room for
+/// pyheap's own frames at the top (cut when named): measured by
+/// [`calibrate`] when tracing starts, at most `OWN_FRAMES_MAX`.
+static OWN_DEPTH: AtomicUsize = AtomicUsize::new(frames::OWN_FRAMES_MAX);
+
+/// Extra frames allowed over the deepest path measured.
+const OWN_MARGIN: usize = 3;
+
+macro_rules! probe {
+    ($name:ident, $body:expr) => {
+        /// A calibration probe: allocates through one entry path, and does
+        /// something after the call so that it stays a frame of its own.
+        #[inline(never)]
+        extern "C" fn $name() -> usize {
+            let p: usize = $body;
+            core::hint::black_box(p)
+        }
+    };
+}
+
+probe!(probe_obj, crate::ffi::mem::PyObject_Malloc(16) as usize);
+probe!(probe_mem, crate::ffi::mem::PyMem_Malloc(16) as usize);
+probe!(probe_raw, crate::ffi::mem::PyMem_RawMalloc(16) as usize);
+probe!(probe_gc, crate::ffi::weakref::PyTuple_New(1) as usize);
+
+/// Measures how many of pyheap's own frames sit above the caller on the
+/// main allocation paths (plain blocks of each domain, a GC object), by
+/// allocating from probes whose code addresses are known and finding
+/// their frames in the captured traceback; sets [`OWN_DEPTH`] to the
+/// deepest plus a margin. Leaves it at the maximum if a probe's frame is
+/// not found.
+///
+/// # Safety
+/// Runtime lock held; tracing on with the hooks installed.
+unsafe fn calibrate() {
+    #[derive(Clone, Copy)]
+    enum Kind {
+        Obj,
+        Mem,
+        Raw,
+        GcObject,
+    }
+    let probes: [(extern "C" fn() -> usize, Kind); 4] = [
+        (probe_obj, Kind::Obj),
+        (probe_mem, Kind::Mem),
+        (probe_raw, Kind::Raw),
+        (probe_gc, Kind::GcObject),
+    ];
+    let mut deepest = 0;
+    for (probe, kind) in probes {
+        let start = probe as *const () as usize;
+        let p = probe();
+        if p == 0 {
+            return;
+        }
+        let block = match kind {
+            Kind::GcObject => p - crate::object::layout::GC_HEADER_SIZE,
+            _ => p,
+        };
+        let found = traceback_of(block).and_then(|tb| {
+            tb.iter()
+                .filter_map(|f| match f {
+                    Frame::Native(a) => Some(*a),
+                    Frame::Script(..) => None,
+                })
+                .position(|a| a > start && a < start + 256)
+        });
+        // SAFETY: each probe's block, freed through its own domain.
+        unsafe {
+            match kind {
+                Kind::GcObject => {
+                    crate::object::dealloc::decref(p as *mut crate::object::layout::PyObject)
+                }
+                Kind::Mem => crate::ffi::mem::PyMem_Free(p as *mut c_void),
+                Kind::Raw => crate::ffi::mem::PyMem_RawFree(p as *mut c_void),
+                Kind::Obj => crate::ffi::mem::PyObject_Free(p as *mut c_void),
+            }
+        }
+        match found {
+            Some(i) => deepest = deepest.max(i),
+            None => return,
+        }
+    }
+    OWN_DEPTH.store(
+        (deepest + OWN_MARGIN).min(frames::OWN_FRAMES_MAX),
+        Ordering::Relaxed,
+    );
+}
+
+/// The number of own frames the capture makes room for (after
+/// calibration).
+pub fn own_depth() -> usize {
+    OWN_DEPTH.load(Ordering::Relaxed)
 }
 
 /// Records a trace for a block just allocated; false if the tracer could
@@ -262,19 +366,21 @@ fn add_trace(domain: u32, addr: usize, size: usize) -> bool {
     // Frames are captured without the tables' lock (the provider may take
     // its own locks).
     let mut names = Names::default();
-    let mut fr = Vec::new();
-    current_frames(nframe, &mut names, &mut fr);
-    let mut guard = tables();
-    let Some(t) = guard.as_mut() else {
-        return true;
-    };
-    // Re-intern provider names into the tables' own name table.
-    for f in fr.iter_mut() {
-        if let Frame::Script(id, line) = *f {
-            *f = Frame::Script(t.names.intern(names.get(id)), line);
+    FRAMES.with(|cell| {
+        let mut fr = cell.borrow_mut();
+        current_frames(nframe, &mut names, &mut fr);
+        let mut guard = tables();
+        let Some(t) = guard.as_mut() else {
+            return;
+        };
+        // Re-intern provider names into the tables' own name table.
+        for f in fr.iter_mut() {
+            if let Frame::Script(id, line) = *f {
+                *f = Frame::Script(t.names.intern(names.get(id)), line);
+            }
         }
-    }
-    t.add(domain, addr, size, &fr);
+        t.add(domain, addr, size, &fr);
+    });
     true
 }
 
@@ -395,6 +501,10 @@ pub unsafe fn start(nframe: usize) -> Result<(), Error> {
         }
     }
     TRACING.store(true, Ordering::Release);
+    // SAFETY: caller's contract; the hooks are in place.
+    unsafe { calibrate() };
+    // The probes' traces and peak are not the program's.
+    clear_traces();
     Ok(())
 }
 
