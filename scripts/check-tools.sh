@@ -59,7 +59,7 @@ C
 
 # The C tests that start threads (or fork with threads about); deep_chain
 # also starts one, but its million objects take helgrind minutes.
-THREAD_TESTS=(threads_stress gil_fairness lifecycle lazy_init fork_child)
+THREAD_TESTS=(threads_stress gil_fairness lifecycle lazy_init fork_child trace_threads)
 
 run_threads() {
     # In the default pool mode: the lock guards the pool heap, which is

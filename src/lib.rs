@@ -27,6 +27,7 @@ pub mod leaks;
 pub mod lifecycle;
 pub mod object;
 pub mod stats;
+pub mod sync;
 pub mod threads;
 pub mod trace;
 pub mod weakref;

@@ -455,9 +455,13 @@ extern "C" fn before_fork() {
     // SAFETY: holds the mutex across the fork, so the child gets the lock's
     // state whole; released by one of the two handlers below.
     unsafe { libc::pthread_mutex_lock(LOCK.mutex.get()) };
+    // The tracer's tables too (nobody takes the lock's mutex while holding
+    // them, so this order cannot deadlock).
+    crate::trace::lock_for_fork();
 }
 
 extern "C" fn after_fork_parent() {
+    crate::trace::unlock_after_fork();
     // SAFETY: locked by before_fork on this thread.
     unsafe { libc::pthread_mutex_unlock(LOCK.mutex.get()) };
 }
@@ -486,6 +490,7 @@ extern "C" fn after_fork_child() {
             drop(Box::from_raw(t));
             false
         });
+        crate::trace::unlock_after_fork();
         libc::pthread_mutex_unlock(LOCK.mutex.get());
     }
 }

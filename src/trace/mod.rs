@@ -23,7 +23,9 @@ use core::ffi::{c_int, c_void};
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use crate::sync::{PGuard, PMutex};
 
 use crate::domains::{PyMemAllocatorDomain, PyMemAllocatorEx, runtime};
 use crate::error::Error;
@@ -119,13 +121,25 @@ impl Tables {
     }
 }
 
-static TABLES: Mutex<Option<Tables>> = Mutex::new(None);
+static TABLES: PMutex<Option<Tables>> = PMutex::new(None);
 static TRACING: AtomicBool = AtomicBool::new(false);
 
-/// The tables, even if a thread panicked while holding them (their state
-/// is updated in single steps).
-pub fn tables() -> MutexGuard<'static, Option<Tables>> {
-    TABLES.lock().unwrap_or_else(|e| e.into_inner())
+/// The tables, locked.
+pub fn tables() -> PGuard<'static, Option<Tables>> {
+    TABLES.lock()
+}
+
+/// Before `fork()`: the tables locked, so the child gets them whole.
+pub(crate) fn lock_for_fork() {
+    // SAFETY: paired with unlock_after_fork on this thread.
+    unsafe { TABLES.force_lock() }
+}
+
+/// After `fork()`, in parent and child.
+pub(crate) fn unlock_after_fork() {
+    // SAFETY: locked by lock_for_fork on this thread (the child's only
+    // thread is the one that forked).
+    unsafe { TABLES.force_unlock() }
 }
 
 std::thread_local! {
