@@ -1,11 +1,14 @@
 /* The leak report at exit: with PYHEAP_LEAK_REPORT=1 a program that ends
  * with objects alive gets them listed by type, with where they were
  * allocated (PYHEAP_TRACEMALLOC), and PYHEAP_ABORT_ON_LEAK=1 makes its exit
- * status 1. A garbage cycle is collected first, not reported; heap types
- * are not counted. */
+ * status 1, after the statistics (PYHEAP_MALLOCSTATS) are printed. A
+ * garbage cycle is collected first, not reported; heap types are not
+ * counted; a forked child does not report its parent's objects. */
 // pyheap-test: env PYHEAP_LEAK_REPORT=1
 // pyheap-test: env PYHEAP_ABORT_ON_LEAK=1
 // pyheap-test: env PYHEAP_TRACEMALLOC=4
+// pyheap-test: env PYHEAP_MALLOCSTATS=1
+// pyheap-test: stderr # arenas allocated total
 // pyheap-test: exit 1
 // pyheap-test: stderr pyheap: leak report: 2 objects, 
 // pyheap-test: stderr  still alive at exit
@@ -15,6 +18,9 @@
 // pyheap-test: stderr in leak_things
 // pyheap-test: stderr in main
 #include "compat.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -72,6 +78,12 @@ int main(void) {
     static PyType_Spec spec = {"test.Kept", sizeof(PyObject), 0, Py_TPFLAGS_DEFAULT, slots};
     PyObject *tp = PyType_FromSpec(&spec);
     CHECK(tp != NULL);
+    /* A forked child inherits the objects but not the report: it exits 0. */
+    pid_t pid = fork();
+    if (pid == 0) exit(0);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
     (void)harness_summary();
     return 0; /* the leaks make it 1 */
 }

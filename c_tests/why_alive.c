@@ -186,6 +186,9 @@ int main(void) {
     n = PyHeap_GC_WriteGarbageDot(f);
     fclose(f);
     CHECKF(n == 2 && strstr(dot, "graph.Legacy"), "%zd\n%s", n, dot);
+    text = capture(&n, PyHeap_WhyAlive, g1);
+    CHECKF(n >= 1 && strstr(text, "held by the garbage list (uncollectable"), "%s", text);
+    free(text);
     CHECK(dot_accepts(dot));
     free(dot);
 

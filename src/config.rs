@@ -424,10 +424,13 @@ pub unsafe fn load_from_environment() {
             settings.push((key.to_string(), v, Source::Env));
         }
     }
+    // The allocator mode first, whatever its source: tracing wraps the
+    // tables the mode installs, and a mode cannot change while tracing.
+    settings.sort_by_key(|(k, _, _)| k != "malloc");
     for (key, value, source) in settings {
         // SAFETY: caller's contract.
         if let Err(e) = unsafe { set(&key, &value, source) } {
-            if key == "malloc" {
+            if key == "malloc" && Mode::parse(value.as_bytes()).is_none() {
                 let mut msg = fatal::StackBuf::<512>::new();
                 let _ = writeln!(
                     msg,
@@ -447,6 +450,7 @@ pub unsafe fn load_from_environment() {
 /// constructors), before `main`.
 extern "C" fn load_time_init() {
     crate::threads::register_fork_handlers();
+    crate::leaks::register_exit_report();
     // SAFETY: load time.
     unsafe { load_from_environment() }
 }

@@ -59,6 +59,13 @@ impl Graph {
         }
     }
 
+    /// True if node `i` is immortal (PEP 683): alive for good, so whatever
+    /// it references is too.
+    fn immortal(&self, i: usize) -> bool {
+        // SAFETY: a live object (see `external`).
+        is_immortal_count(unsafe { (*self.nodes[i]).ob_refcnt })
+    }
+
     /// References to node `i` the graph cannot see (0 for immortal ones).
     fn external(&self, i: usize) -> isize {
         // SAFETY: a live object (the graph is used under the lock it was
@@ -159,9 +166,17 @@ pub unsafe fn why_alive(obj: *mut PyObject, out: &mut String) -> Option<usize> {
     let mut seen = vec![false; g.nodes.len()];
     let mut queue = VecDeque::from([target]);
     seen[target] = true;
+    // SAFETY: caller's contract; read only.
+    let garbage: std::collections::HashSet<usize> = unsafe { runtime() }
+        .gc
+        .garbage
+        .iter()
+        .map(|&op| op as usize)
+        .collect();
+    let in_garbage = |i: usize| garbage.contains(&(g.nodes[i] as usize));
     let mut roots = Vec::new();
     while let Some(i) = queue.pop_front() {
-        if g.external(i) > 0 {
+        if g.external(i) > 0 || g.immortal(i) {
             roots.push(i);
             if roots.len() == MAX_ROOTS {
                 break;
@@ -209,15 +224,34 @@ pub unsafe fn why_alive(obj: *mut PyObject, out: &mut String) -> Option<usize> {
         }
         for &r in &roots {
             let op = g.nodes[r];
-            let _ = writeln!(
-                out,
-                "  held from outside the heap (a C variable, or a missing Py_DECREF): {}, \
-                 refcount {}, {} reference(s) not from the heap{}",
-                describe(op),
-                (*op).ob_refcnt,
-                g.external(r),
-                at(op)
-            );
+            // What holds the root: the garbage list holds one reference of
+            // each object in it; the rest is C's.
+            let from_c = g.external(r) - in_garbage(r) as isize;
+            if g.immortal(r) {
+                let _ = writeln!(
+                    out,
+                    "  held by an immortal object: {}{}",
+                    describe(op),
+                    at(op)
+                );
+            } else if in_garbage(r) && from_c <= 0 {
+                let _ = writeln!(
+                    out,
+                    "  held by the garbage list (uncollectable, PyHeap_GC_GetGarbage): {}{}",
+                    describe(op),
+                    at(op)
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "  held from outside the heap (a C variable, or a missing Py_DECREF): {}, \
+                     refcount {}, {} reference(s) not from the heap{}",
+                    describe(op),
+                    (*op).ob_refcnt,
+                    from_c,
+                    at(op)
+                );
+            }
             let mut i = r;
             while i != target {
                 i = parent[&i];

@@ -203,7 +203,9 @@ pub fn rearm() {
     REPORTED.store(false, Ordering::Relaxed);
 }
 
-/// Registers the exit handler (once).
+/// Registers the exit handler (once). The load-time constructor registers
+/// it before `main`, so that it runs after every handler the program and
+/// pyheap register later: its `_exit` for `abort_on_leak` skips none.
 pub fn register_exit_report() {
     if !EXIT_HANDLER.swap(true, Ordering::Relaxed) {
         // SAFETY: registering a plain function.
@@ -250,8 +252,34 @@ pub unsafe fn report(what: &str) {
     }
 }
 
+/// Set in the child of a `fork()`: the objects it inherited are the
+/// parent's to report, not its own.
+static FORKED_CHILD: AtomicBool = AtomicBool::new(false);
+
+/// Called in the child after `fork()`.
+pub(crate) fn after_fork_child() {
+    FORKED_CHILD.store(true, Ordering::Relaxed);
+}
+
 extern "C" fn report_at_exit() {
-    if !REPORTED.load(Ordering::Relaxed) && crate::lifecycle::lock_check() {
+    if FORKED_CHILD.load(Ordering::Relaxed) {
+        return;
+    }
+    // SAFETY: reading settings written under the lock.
+    let configured = unsafe {
+        let c = config::config();
+        c.leak_report != LeakReport::Off || c.abort_on_leak
+    };
+    if !configured {
+        return;
+    }
+    if !REPORTED.load(Ordering::Relaxed) && !crate::lifecycle::lock_check() {
+        crate::fatal::write_report(
+            b"pyheap: leak report skipped: the thread calling exit() does not hold the runtime lock\n",
+        );
+        return;
+    }
+    if !REPORTED.load(Ordering::Relaxed) {
         // A program that never finalised: collect first, as finalisation
         // would, so that garbage cycles are not reported.
         // SAFETY: this thread holds the lock (or the lock rules are off).

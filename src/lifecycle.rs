@@ -65,6 +65,11 @@ pub fn initialize() {
     if bind {
         threads::bind_initial_thread();
     }
+    // Tracing started at load (PYHEAP_TRACEMALLOC) measures pyheap's own
+    // frames now that this thread holds the lock.
+    if threads::holds() {
+        crate::trace::calibrate_if_postponed();
+    }
 }
 
 /// Called on the slow paths of the MEM and OBJ domains: the first use

@@ -491,6 +491,7 @@ extern "C" fn after_fork_child() {
             false
         });
         crate::trace::unlock_after_fork();
+        crate::leaks::after_fork_child();
         libc::pthread_mutex_unlock(LOCK.mutex.get());
     }
 }

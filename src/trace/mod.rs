@@ -398,6 +398,26 @@ fn add_trace(domain: u32, addr: usize, size: usize) -> bool {
     true
 }
 
+/// Removes and returns the trace of `(domain, addr)`.
+fn take_trace(domain: u32, addr: usize) -> Option<Trace> {
+    let mut g = tables();
+    let t = g.as_mut()?;
+    let old = t.traces.remove(&(domain, addr))?;
+    t.current -= old.size;
+    Some(old)
+}
+
+/// Puts back a trace [`take_trace`] took.
+fn restore_trace(domain: u32, addr: usize, tr: Trace) {
+    if let Some(t) = tables().as_mut() {
+        if (tr.traceback as usize) < t.tracebacks.len() {
+            t.current += tr.size;
+            t.peak = t.peak.max(t.current);
+            t.traces.insert((domain, addr), tr);
+        }
+    }
+}
+
 fn remove_trace(domain: u32, addr: usize) {
     if let Some(t) = tables().as_mut() {
         t.remove(domain, addr);
@@ -452,12 +472,19 @@ unsafe extern "C" fn trace_realloc(ctx: *mut c_void, p: *mut c_void, n: usize) -
         return ptr::null_mut();
     };
     let traced = guarded(|| {
+        // The old trace comes out before the block can be freed: once it
+        // is, another thread may get the address back and trace it.
+        let old = (!p.is_null())
+            .then(|| take_trace(DEFAULT_DOMAIN, p as usize))
+            .flatten();
         // SAFETY: the wrapped allocator's contract.
         let q = unsafe { r(w.ctx, p, n) };
-        if !q.is_null() {
-            if !p.is_null() && q != p {
-                remove_trace(DEFAULT_DOMAIN, p as usize);
+        if q.is_null() {
+            // Failed: the block is unchanged, and its trace goes back.
+            if let Some(old) = old {
+                restore_trace(DEFAULT_DOMAIN, p as usize, old);
             }
+        } else {
             // A failed trace of a resized block cannot undo the resize;
             // the block stays untraced, as in CPython.
             add_trace(DEFAULT_DOMAIN, q as usize, n);
@@ -494,11 +521,11 @@ pub unsafe fn start(nframe: usize) -> Result<(), Error> {
         ));
     }
     if is_tracing() {
-        if let Some(t) = tables().as_mut() {
-            t.nframe = nframe;
-        }
+        // CPython: the hooks are installed already, nothing changes (the
+        // frame limit included).
         return Ok(());
     }
+    LAST_LIMIT.store(nframe, Ordering::Relaxed);
     frames::warm_up();
     *tables() = Some(Tables::new(nframe));
     // SAFETY: caller's contract; the hooks are installed after WRAPPED is
@@ -515,11 +542,44 @@ pub unsafe fn start(nframe: usize) -> Result<(), Error> {
         }
     }
     TRACING.store(true, Ordering::Release);
-    // SAFETY: caller's contract; the hooks are in place.
+    // The probes allocate, which in a runtime never initialised would
+    // initialise it and give this thread the lock (wrong at load time, from
+    // PYHEAP_TRACEMALLOC): then the measurement waits for `Py_Initialize`.
+    if crate::lifecycle::is_initialized() {
+        // SAFETY: caller's contract; the hooks are in place.
+        unsafe { calibrate_now() };
+    } else {
+        NEED_CALIBRATION.store(true, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// Calibration postponed from a start in a runtime not yet initialised.
+static NEED_CALIBRATION: AtomicBool = AtomicBool::new(false);
+
+/// The last frame limit tracing started with (CPython keeps reporting it
+/// after `stop`).
+static LAST_LIMIT: AtomicUsize = AtomicUsize::new(1);
+
+/// Measures pyheap's own frame depth now, and forgets the probes' traces.
+///
+/// # Safety
+/// Runtime lock held; tracing on; not inside a tracer hook.
+unsafe fn calibrate_now() {
+    NEED_CALIBRATION.store(false, Ordering::Relaxed);
+    // SAFETY: caller's contract.
     unsafe { calibrate() };
     // The probes' traces and peak are not the program's.
     clear_traces();
-    Ok(())
+}
+
+/// Runs a calibration that `start` postponed (called by `Py_Initialize`,
+/// outside any hook, with the lock held).
+pub fn calibrate_if_postponed() {
+    if is_tracing() && NEED_CALIBRATION.load(Ordering::Relaxed) {
+        // SAFETY: the initialising thread holds the lock, outside hooks.
+        unsafe { calibrate_now() };
+    }
 }
 
 /// `tracemalloc.stop()`: the wrapped tables back, every trace dropped.
@@ -531,7 +591,9 @@ pub unsafe fn stop() {
         return;
     }
     TRACING.store(false, Ordering::Release);
-    // SAFETY: caller's contract.
+    // SAFETY: caller's contract. As CPython's tracemalloc: the tables
+    // tracing wrapped go back whatever was installed over its hooks (a
+    // hook left calling the tracer's would recurse into a later start).
     unsafe {
         let rt = runtime();
         let w = *WRAPPED.0.get();
@@ -540,11 +602,7 @@ pub unsafe fn stop() {
             PyMemAllocatorDomain::PYMEM_DOMAIN_MEM,
             PyMemAllocatorDomain::PYMEM_DOMAIN_OBJ,
         ] {
-            // Only a table still ours goes back (a hook installed over the
-            // tracer's keeps working, untraced).
-            if rt.tables[d as usize].same_as(&hook_table(d as usize)) {
-                rt.set_allocator(d, w[d as usize]);
-            }
+            rt.set_allocator(d, w[d as usize]);
         }
     }
     *tables() = None;
@@ -570,9 +628,12 @@ pub fn clear_traces() {
     }
 }
 
-/// `tracemalloc.get_traceback_limit()` (0 when not tracing).
+/// `tracemalloc.get_traceback_limit()` (the last limit tracing started
+/// with, as CPython; 1 before any).
 pub fn traceback_limit() -> usize {
-    tables().as_ref().map_or(0, |t| t.nframe)
+    tables()
+        .as_ref()
+        .map_or(LAST_LIMIT.load(Ordering::Relaxed), |t| t.nframe)
 }
 
 /// `tracemalloc.get_tracemalloc_memory()`.

@@ -50,7 +50,7 @@ impl KeyType {
             "filename" => Ok(KeyType::Filename),
             "lineno" => Ok(KeyType::Lineno),
             "traceback" => Ok(KeyType::Traceback),
-            _ => Err(Error::Value(format!("unknown key_type: {s:?}"))),
+            _ => Err(Error::Value(format!("unknown key_type: '{s}'"))),
         }
     }
 }
@@ -246,7 +246,11 @@ impl Snapshot {
                 count_diff: 0,
             })
             .collect();
-        stats.sort_by(|a, b| (b.size, b.count, &b.traceback).cmp(&(a.size, a.count, &a.traceback)));
+        stats.sort_by(|a, b| {
+            (b.size, b.count)
+                .cmp(&(a.size, a.count))
+                .then_with(|| oldest_first(b).cmp(oldest_first(a)))
+        });
         Ok(stats)
     }
 
@@ -286,15 +290,14 @@ impl Snapshot {
                 b.size,
                 b.count_diff.unsigned_abs(),
                 b.count,
-                &b.traceback,
             )
                 .cmp(&(
                     a.size_diff.unsigned_abs(),
                     a.size,
                     a.count_diff.unsigned_abs(),
                     a.count,
-                    &a.traceback,
                 ))
+                .then_with(|| oldest_first(b).cmp(oldest_first(a)))
         });
         Ok(stats)
     }
@@ -369,6 +372,12 @@ impl Snapshot {
     }
 }
 
+/// A statistic's frames oldest first: CPython orders ties by its
+/// `Traceback`, which holds them that way.
+fn oldest_first(s: &Statistic) -> impl Iterator<Item = &NamedFrame> {
+    s.traceback.iter().rev()
+}
+
 fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('\t', "\\t")
@@ -432,10 +441,13 @@ fn frame_label(f: &NamedFrame) -> String {
 }
 
 /// A statistic as tracemalloc prints it (`diff`: a comparison's line).
+/// Like CPython's `Traceback.__str__`, it names the oldest frame (the only
+/// one unless grouped by traceback).
 pub fn statistic_line(s: &Statistic, diff: bool) -> String {
+    let oldest = s.traceback.last().expect("a traceback has a frame");
     let mut line = format!(
         "{}: size={}",
-        frame_label(&s.traceback[0]),
+        frame_label(oldest),
         format_size(s.size as f64, false)
     );
     if diff {
@@ -492,7 +504,8 @@ pub fn write_statistics(
                 out.push_str(&statistic_line(s, diff));
                 out.push('\n');
                 if s.traceback.len() > 1 {
-                    for f in &s.traceback {
+                    // Oldest first, as `Traceback.format()`.
+                    for f in s.traceback.iter().rev() {
                         let _ = writeln!(out, "    {}", frame_text(f));
                     }
                 }
