@@ -48,6 +48,7 @@ static double now(void) {
 int main(int argc, char **argv) {
     int nframe = argc > 1 ? atoi(argv[1]) : 0;
     int depth = argc > 2 ? atoi(argv[2]) : 20;
+    Py_Initialize(); /* so that starting the tracer measures its own frames */
     if (nframe > 0 && PyHeap_TraceMalloc_Start(nframe) != 0) return 1;
     for (int i = 0; i < LIVE; i++) live[i] = PyObject_Malloc(16 + next() % 497);
     work(depth, STEPS / 10); /* warm-up */
