@@ -15,7 +15,7 @@ use crate::domains::runtime;
 use crate::gc::api::referents;
 use crate::object::layout::{GC_HEADER_SIZE, PyObject, is_immortal_count};
 use crate::object::{alloc::is_gc, live, types};
-use crate::trace::frames::{self, Frame, NamedFrame};
+use crate::trace::frames::{Frame, NamedFrame};
 use crate::trace::snapshot;
 
 /// The graph: every live object pyheap allocated, and its references.
@@ -106,25 +106,9 @@ fn sites(ops: &[*mut PyObject]) -> HashMap<usize, Vec<NamedFrame>> {
             crate::trace::traceback_of(block).map(|tb| (op as usize, tb))
         })
         .collect();
-    let addrs: Vec<usize> = tbs
-        .iter()
-        .flat_map(|(_, tb)| tb.iter())
-        .filter_map(|f| match f {
-            Frame::Native(a) => Some(*a),
-            Frame::Script(..) => None,
-        })
-        .collect();
-    let named = frames::symbolize(&addrs);
-    let names = crate::trace::tables()
-        .as_ref()
-        .map(|t| t.names.all().to_vec())
-        .unwrap_or_default();
-    tbs.into_iter()
-        .map(|(op, tb)| {
-            let frames = snapshot::name_traceback(&tb, &named, &names, SITE_FRAMES);
-            (op, frames)
-        })
-        .collect()
+    let frames: Vec<&[Frame]> = tbs.iter().map(|(_, tb)| &tb[..]).collect();
+    let named = snapshot::name_all(&frames, Some(SITE_FRAMES));
+    tbs.iter().map(|(op, _)| *op).zip(named).collect()
 }
 
 /// Frames an allocation site shows (the tracer may have recorded fewer).

@@ -14,7 +14,7 @@ use crate::config::{self, LeakReport};
 use crate::domains::runtime;
 use crate::object::layout::{GC_HEADER_SIZE, PyObject};
 use crate::object::{alloc::is_gc, live, types};
-use crate::trace::frames::{self, Frame, NamedFrame};
+use crate::trace::frames::{Frame, NamedFrame};
 use crate::trace::snapshot;
 
 /// One group of a report: a type, its objects, and (when tracing) where
@@ -91,29 +91,26 @@ pub unsafe fn gather(keep: impl Fn(*mut PyObject) -> bool) -> Vec<TypeLeaks> {
         }
     });
     // Name every site's frames in one go.
-    let addrs: Vec<usize> = by_type
+    let all: Vec<&[Frame]> = by_type
         .values()
         .flat_map(|e| e.2.values())
-        .flat_map(|(tb, _, _)| tb.iter())
-        .filter_map(|f| match f {
-            Frame::Native(a) => Some(*a),
-            Frame::Script(..) => None,
-        })
+        .map(|(tb, _, _)| &tb[..])
         .collect();
-    let named = frames::symbolize(&addrs);
-    let (names, limit) = {
-        let g = crate::trace::tables();
-        g.as_ref()
-            .map_or((Vec::new(), 1), |t| (t.names.all().to_vec(), t.nframe))
-    };
+    let named: HashMap<usize, Vec<NamedFrame>> = all
+        .iter()
+        .map(|tb| tb.as_ptr() as usize)
+        .zip(snapshot::name_all(&all, None))
+        .collect();
     let mut out: Vec<TypeLeaks> = by_type
         .into_iter()
         .map(|(tp, (count, bytes, sites, untraced))| {
             let mut merged: HashMap<Vec<NamedFrame>, (usize, usize)> = HashMap::new();
             for (tb, n, b) in sites.into_values() {
-                let e = merged
-                    .entry(snapshot::name_traceback(&tb, &named, &names, limit))
-                    .or_default();
+                let frames = named
+                    .get(&(tb.as_ptr() as usize))
+                    .cloned()
+                    .unwrap_or_default();
+                let e = merged.entry(frames).or_default();
                 e.0 += n;
                 e.1 += b;
             }
@@ -330,21 +327,9 @@ pub unsafe fn live_snapshot() -> snapshot::Snapshot {
             objs.push((types::type_name((*op).ob_type), live::object_size(op), tb));
         }
     });
-    let addrs: Vec<usize> = objs
-        .iter()
-        .filter_map(|o| o.2.as_ref())
-        .flat_map(|tb| tb.iter())
-        .filter_map(|f| match f {
-            Frame::Native(a) => Some(*a),
-            Frame::Script(..) => None,
-        })
-        .collect();
-    let named = frames::symbolize(&addrs);
-    let (names, limit) = {
-        let g = crate::trace::tables();
-        g.as_ref()
-            .map_or((Vec::new(), 0), |t| (t.names.all().to_vec(), t.nframe))
-    };
+    let traced: Vec<&[Frame]> = objs.iter().filter_map(|o| o.2.as_deref()).collect();
+    let mut named = snapshot::name_all(&traced, None).into_iter();
+    let limit = crate::trace::traceback_limit();
     let mut snap = snapshot::Snapshot {
         traceback_limit: limit + 1,
         ..Default::default()
@@ -356,8 +341,8 @@ pub unsafe fn live_snapshot() -> snapshot::Snapshot {
             lineno: 0,
             function: String::new(),
         }];
-        if let Some(tb) = tb {
-            frames.extend(snapshot::name_traceback(&tb, &named, &names, limit));
+        if tb.is_some() {
+            frames.extend(named.next().unwrap_or_default());
         }
         let id = *ids.entry(frames.clone()).or_insert_with(|| {
             snap.tracebacks.push(frames);

@@ -8,10 +8,8 @@ use crate::heapgraph::{self, DotOptions};
 use crate::object::layout::PyObject;
 
 fn write_to(out: *mut libc::FILE, text: &str) -> bool {
-    // SAFETY: out is an open stream (the callers' contract); the buffer is
-    // ours.
-    let n = unsafe { libc::fwrite(text.as_ptr().cast(), 1, text.len(), out) };
-    n == text.len()
+    // SAFETY: out is an open stream (the callers' contract).
+    unsafe { super::write_stream(out, text) }
 }
 
 /// Writes why `obj` is alive to `out`: its count and how much of it the

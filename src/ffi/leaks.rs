@@ -1,16 +1,12 @@
 //! Leak reports and leak scopes from C.
 
-use core::ffi::c_int;
-
 use crate::domains::Py_ssize_t;
 use crate::error::{self, Error};
 use crate::leaks::{self, PyHeap_LeakScope};
 
-fn write_to(out: *mut libc::FILE, text: &str) -> c_int {
-    // SAFETY: out is an open stream (the callers' contract); the buffer is
-    // ours.
-    let n = unsafe { libc::fwrite(text.as_ptr().cast(), 1, text.len(), out) };
-    if n == text.len() { 0 } else { -1 }
+fn write_to(out: *mut libc::FILE, text: &str) -> bool {
+    // SAFETY: out is an open stream (the callers' contract).
+    unsafe { super::write_stream(out, text) }
 }
 
 /// Writes the leak report of the objects alive now (by type, with
@@ -31,7 +27,7 @@ pub unsafe extern "C" fn PyHeap_WriteLeakReport(out: *mut libc::FILE) -> Py_ssiz
         let l = unsafe { leaks::gather(|_| true) };
         let mut text = String::new();
         leaks::write(&mut text, &l, "now");
-        if write_to(out, &text) != 0 {
+        if !write_to(out, &text) {
             return -1;
         }
         l.iter().map(|t| t.count).sum::<usize>() as Py_ssize_t

@@ -17,6 +17,16 @@ pub mod threads;
 pub mod trace;
 pub mod weakref;
 
+/// Writes `text` to the C stream `out`; false if the write falls short.
+///
+/// # Safety
+/// `out` is an open stream.
+pub(crate) unsafe fn write_stream(out: *mut libc::FILE, text: &str) -> bool {
+    // SAFETY: caller's contract; the buffer is ours.
+    let n = unsafe { libc::fwrite(text.as_ptr().cast(), 1, text.len(), out) };
+    n == text.len()
+}
+
 /// Runs `f`, turning a panic into a fatal report that names `api`.
 pub(crate) fn boundary<R>(api: &'static str, f: impl FnOnce() -> R) -> R {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {

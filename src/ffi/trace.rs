@@ -198,22 +198,7 @@ pub unsafe extern "C" fn PyHeap_TraceMalloc_GetObjectTraceback(
 
 /// Names one recorded traceback.
 fn name_one(tb: &[frames::Frame]) -> Vec<NamedFrame> {
-    let addrs: Vec<usize> = tb
-        .iter()
-        .filter_map(|f| match f {
-            frames::Frame::Native(a) => Some(*a),
-            frames::Frame::Script(..) => None,
-        })
-        .collect();
-    let named = frames::symbolize(&addrs);
-    let (names, limit) = {
-        let g = trace::tables();
-        match g.as_ref() {
-            Some(t) => (t.names.all().to_vec(), t.nframe),
-            None => (Vec::new(), frames::OWN_FRAMES_MAX),
-        }
-    };
-    snapshot::name_traceback(tb, &named, &names, limit)
+    snapshot::name_all(&[tb], None).remove(0)
 }
 
 /// A snapshot of the traces, opaque to C.
@@ -531,8 +516,11 @@ pub unsafe extern "C" fn PyHeap_Snapshot_Write(
             fmt,
             limit.max(0) as usize,
         );
-        // SAFETY: out is an open stream (caller); the buffer is ours.
-        let n = unsafe { libc::fwrite(body.as_ptr().cast(), 1, body.len(), out) };
-        if n == body.len() { 0 } else { -1 }
+        // SAFETY: out is an open stream (caller).
+        if unsafe { super::write_stream(out, &body) } {
+            0
+        } else {
+            -1
+        }
     })
 }

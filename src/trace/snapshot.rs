@@ -184,6 +184,30 @@ pub fn name_traceback(
     out
 }
 
+/// Names several recorded tracebacks at once (one `addr2line` run per
+/// module for all of them), with the tracer's provider names, at most
+/// `limit` frames each (None: the tracer's limit).
+pub fn name_all(tbs: &[&[Frame]], limit: Option<usize>) -> Vec<Vec<NamedFrame>> {
+    let addrs: Vec<usize> = tbs
+        .iter()
+        .flat_map(|tb| tb.iter())
+        .filter_map(|f| match f {
+            Frame::Native(a) => Some(*a),
+            Frame::Script(..) => None,
+        })
+        .collect();
+    let named = frames::symbolize(&addrs);
+    let (names, tracer_limit) = {
+        let g = super::tables();
+        g.as_ref()
+            .map_or((Vec::new(), 1), |t| (t.names.all().to_vec(), t.nframe))
+    };
+    let limit = limit.unwrap_or(tracer_limit);
+    tbs.iter()
+        .map(|tb| name_traceback(tb, &named, &names, limit))
+        .collect()
+}
+
 include!(concat!(env!("OUT_DIR"), "/exported_names.rs"));
 
 impl Snapshot {
