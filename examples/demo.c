@@ -90,8 +90,33 @@ static void objects_demo(void) {
     Py_DECREF(wb);
 }
 
+/* Where memory goes: tracing native frames, a snapshot's statistics, and
+ * what keeps a leaked object alive. */
+static void *grow_cache(int n) { return PyMem_Malloc(64 + 16 * (size_t)n); }
+
+static void tracing_demo(void) {
+    PyHeap_TraceMalloc_Start(4);
+    void *cache[200];
+    for (int i = 0; i < 200; i++) cache[i] = grow_cache(i);
+    void *other = PyObject_Malloc(4000);
+    size_t current = 0, peak = 0;
+    PyHeap_TraceMalloc_GetTracedMemory(&current, &peak);
+    printf("tracing: %zu bytes traced (peak %zu); biggest allocation sites:\n", current, peak);
+    PyHeap_Snapshot *snap = PyHeap_TraceMalloc_TakeSnapshot();
+    if (snap != NULL) {
+        PyHeap_Snapshot_Write(snap, NULL, "lineno", 0, PYHEAP_FORMAT_TEXT, 2, stdout);
+        PyHeap_Snapshot_Free(snap);
+    }
+    for (int i = 0; i < 200; i++) PyMem_Free(cache[i]);
+    PyObject_Free(other);
+    PyHeap_TraceMalloc_Stop();
+    printf("\n");
+}
+
 int main(void) {
+    Py_Initialize();
     objects_demo();
+    tracing_demo();
 
     /* Small objects come from 16 KiB pools inside 1 MiB arenas. */
     node *head = NULL;
@@ -140,6 +165,8 @@ int main(void) {
     /* CPython's sys._debugmallocstats() report, for a heap with something in it. */
     void *keep[3] = {PyObject_Malloc(24), PyObject_Malloc(100), PyMem_Malloc(500)};
     PyHeap_FPrintMallocStats(stdout, PYHEAP_STATS_TEXT);
-    for (int i = 0; i < 3; i++) PyObject_Free(keep[i]);
-    return 0;
+    PyObject_Free(keep[0]);
+    PyObject_Free(keep[1]);
+    PyMem_Free(keep[2]);
+    return Py_FinalizeEx();
 }
