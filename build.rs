@@ -37,8 +37,18 @@ fn main() {
 }
 
 fn generate_header(crate_dir: &Path, out_dir: &Path) {
-    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
+    let mut config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml must parse");
+    // The version macros come from Cargo.toml, the one place it is written.
+    let version = |part: &str| env::var(format!("CARGO_PKG_VERSION_{part}")).expect("version");
+    let mut after = config.after_includes.take().unwrap_or_default();
+    after.push_str(&format!(
+        "\n/* pyheap's version (Cargo.toml's); PyHeap_Version() gives the library's\n * at run time. */\n#define PYHEAP_VERSION_MAJOR {}\n#define PYHEAP_VERSION_MINOR {}\n#define PYHEAP_VERSION_PATCH {}\n",
+        version("MAJOR"),
+        version("MINOR"),
+        version("PATCH")
+    ));
+    config.after_includes = Some(after);
     let bindings = cbindgen::Builder::new()
         .with_crate(crate_dir)
         .with_config(config)

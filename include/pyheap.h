@@ -32,6 +32,12 @@ typedef struct PyVarObject {
   Py_ssize_t ob_size;   /* number of items */
 } PyVarObject;
 
+/* pyheap's version (Cargo.toml's); PyHeap_Version() gives the library's
+ * at run time. */
+#define PYHEAP_VERSION_MAJOR 0
+#define PYHEAP_VERSION_MINOR 1
+#define PYHEAP_VERSION_PATCH 0
+
 
 /**
  * Report as CPython's `sys._debugmallocstats()` text.
@@ -2430,6 +2436,12 @@ int PyHeap_FPrintMallocStats(FILE *out, int format);
  * As for [`PyHeap_FPrintMallocStats`].
  */
 int _PyObject_DebugMallocStats(FILE *out);
+
+/**
+ * The library's version, "MAJOR.MINOR.PATCH" (Cargo.toml's), to compare
+ * with the `PYHEAP_VERSION_*` macros the program was compiled with.
+ */
+const char *PyHeap_Version(void);
 
 /**
  * Initialises the runtime: the calling thread gets a thread state and

@@ -22,6 +22,22 @@ fn checked_in_header_is_current() {
     );
 }
 
+#[test]
+fn version_macros_follow_cargo_toml() {
+    let header = fs::read_to_string(root().join("include/pyheap.h")).expect("the header");
+    let toml = fs::read_to_string(root().join("Cargo.toml")).expect("Cargo.toml");
+    let version = toml
+        .lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("a version line");
+    let parts: Vec<&str> = version.split('.').collect();
+    for (name, want) in ["MAJOR", "MINOR", "PATCH"].iter().zip(parts) {
+        let line = format!("#define PYHEAP_VERSION_{name} {want}\n");
+        assert!(header.contains(&line), "pyheap.h lacks {line:?}");
+    }
+}
+
 fn compile_alone(header: &str, cplusplus: bool) {
     let dir = out_dir().join("headers");
     fs::create_dir_all(&dir).unwrap();

@@ -109,3 +109,10 @@ pub unsafe extern "C" fn _PyObject_DebugMallocStats(out: *mut libc::FILE) -> c_i
     let r = unsafe { PyHeap_FPrintMallocStats(out, PYHEAP_STATS_TEXT) };
     if r == 0 { 1 } else { 0 }
 }
+
+/// The library's version, "MAJOR.MINOR.PATCH" (Cargo.toml's), to compare
+/// with the `PYHEAP_VERSION_*` macros the program was compiled with.
+#[unsafe(no_mangle)]
+pub extern "C" fn PyHeap_Version() -> *const core::ffi::c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
