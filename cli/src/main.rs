@@ -153,52 +153,40 @@ fn dot(snap: &Snapshot, limit: usize) -> Result<String, String> {
 }
 
 fn run(m: &ArgMatches) -> Result<String, String> {
-    let mut out = String::new();
-    match m.subcommand() {
-        Some(("stats", m)) => {
-            let snap = load(m.get_one::<String>("snapshot").expect("required"))?;
-            let fmt = format_of(m);
-            let key = if fmt == Format::Collapsed {
-                KeyType::Traceback
+    let out = match m.subcommand() {
+        Some((which @ ("stats" | "diff"), m)) => {
+            let (new, old) = if which == "stats" {
+                (
+                    load(m.get_one::<String>("snapshot").expect("required"))?,
+                    None,
+                )
             } else {
-                key_of(m)?
+                (
+                    load(m.get_one::<String>("new").expect("required"))?,
+                    Some(load(m.get_one::<String>("old").expect("required"))?),
+                )
             };
-            let cumulative = m.get_flag("cumulative") && fmt != Format::Collapsed;
-            let stats = snap
-                .statistics(key, cumulative)
-                .map_err(|e| e.to_string())?;
-            let limit = *m.get_one::<usize>("limit").expect("default");
-            snapshot::write_statistics(&mut out, &stats, false, fmt, limit);
-        }
-        Some(("diff", m)) => {
-            let new = load(m.get_one::<String>("new").expect("required"))?;
-            let old = load(m.get_one::<String>("old").expect("required"))?;
-            let fmt = format_of(m);
-            let key = if fmt == Format::Collapsed {
-                KeyType::Traceback
-            } else {
-                key_of(m)?
-            };
-            let cumulative = m.get_flag("cumulative") && fmt != Format::Collapsed;
-            let stats = new
-                .compare_to(&old, key, cumulative)
-                .map_err(|e| e.to_string())?;
-            let limit = *m.get_one::<usize>("limit").expect("default");
-            snapshot::write_statistics(&mut out, &stats, true, fmt, limit);
+            snapshot::report(
+                &new,
+                old.as_ref(),
+                key_of(m)?,
+                m.get_flag("cumulative"),
+                format_of(m),
+                *m.get_one::<usize>("limit").expect("default"),
+            )
+            .map_err(|e| e.to_string())?
         }
         Some(("collapsed", m)) => {
             let snap = load(m.get_one::<String>("snapshot").expect("required"))?;
-            let stats = snap
-                .statistics(KeyType::Traceback, false)
-                .map_err(|e| e.to_string())?;
-            snapshot::write_statistics(&mut out, &stats, false, Format::Collapsed, 0);
+            snapshot::report(&snap, None, KeyType::Traceback, false, Format::Collapsed, 0)
+                .map_err(|e| e.to_string())?
         }
         Some(("dot", m)) => {
             let snap = load(m.get_one::<String>("snapshot").expect("required"))?;
-            out = dot(&snap, *m.get_one::<usize>("limit").expect("default"))?;
+            dot(&snap, *m.get_one::<usize>("limit").expect("default"))?
         }
         _ => unreachable!("a subcommand is required"),
-    }
+    };
     Ok(out)
 }
 

@@ -483,39 +483,24 @@ pub unsafe extern "C" fn PyHeap_Snapshot_Write(
                 return -1;
             }
         };
-        // SAFETY: caller's contract.
-        let key = match unsafe { parse_key(key_type) } {
-            Ok(_) if fmt == Format::Collapsed => KeyType::Traceback,
-            Ok(k) => k,
+        // SAFETY: caller's contract: snapshots, a key string or NULL.
+        let r = unsafe { parse_key(key_type) }.and_then(|key| unsafe {
+            snapshot::report(
+                &(*s).0,
+                (!old.is_null()).then(|| &(*old).0),
+                key,
+                cumulative != 0,
+                fmt,
+                limit.max(0) as usize,
+            )
+        });
+        let body = match r {
+            Ok(b) => b,
             Err(e) => {
                 error::set(e);
                 return -1;
             }
         };
-        let cumulative = cumulative != 0 && fmt != Format::Collapsed;
-        // SAFETY: caller's contract.
-        let r = unsafe {
-            if old.is_null() {
-                (*s).0.statistics(key, cumulative)
-            } else {
-                (*s).0.compare_to(&(*old).0, key, cumulative)
-            }
-        };
-        let stats = match r {
-            Ok(st) => st,
-            Err(e) => {
-                error::set(e);
-                return -1;
-            }
-        };
-        let mut body = String::new();
-        snapshot::write_statistics(
-            &mut body,
-            &stats,
-            !old.is_null(),
-            fmt,
-            limit.max(0) as usize,
-        );
         // SAFETY: out is an open stream (caller).
         if unsafe { super::write_stream(out, &body) } {
             0

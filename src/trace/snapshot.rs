@@ -507,6 +507,31 @@ fn json_str(s: &str) -> String {
     out
 }
 
+/// The report of `new` (or of its comparison with `old`) grouped by `key`,
+/// in `format`, the first `limit` groups (0: all). Collapsed stacks are
+/// always whole tracebacks, never cumulative, whatever `key` says.
+pub fn report(
+    new: &Snapshot,
+    old: Option<&Snapshot>,
+    key: KeyType,
+    cumulative: bool,
+    format: Format,
+    limit: usize,
+) -> Result<String, Error> {
+    let (key, cumulative) = if format == Format::Collapsed {
+        (KeyType::Traceback, false)
+    } else {
+        (key, cumulative)
+    };
+    let stats = match old {
+        None => new.statistics(key, cumulative)?,
+        Some(old) => new.compare_to(old, key, cumulative)?,
+    };
+    let mut out = String::new();
+    write_statistics(&mut out, &stats, old.is_some(), format, limit);
+    Ok(out)
+}
+
 /// Writes statistics (or a comparison's, with `diff`) in `format`, at
 /// most `limit` of them (0: all). Collapsed stacks want whole tracebacks:
 /// group by traceback for them.
