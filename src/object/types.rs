@@ -52,6 +52,7 @@ pub static mut PyType_Type: PyTypeObject = PyTypeObject {
     tp_dealloc: Some(type_dealloc),
     tp_flags: Py_TPFLAGS_BASETYPE | Py_TPFLAGS_TYPE_SUBCLASS,
     tp_doc: c"type(name): the type of type objects.".as_ptr(),
+    tp_call: Some(type_call),
     tp_base: &raw mut PyBaseObject_Type,
     tp_free: Some(crate::ffi::mem::PyObject_Free),
     ..ZEROED_TYPE
@@ -118,6 +119,43 @@ pub unsafe extern "C" fn object_new(
 ) -> *mut PyObject {
     // SAFETY: caller's contract.
     unsafe { crate::object::alloc::generic_new(tp) }
+}
+
+/// `type`'s `tp_call`: calling a type makes an instance, as in CPython:
+/// `tp_new(type, args, kwds)`, then the type's `tp_init` on the result if
+/// it is an instance of the type (a `tp_new` may return something else).
+/// NULL with a `TypeError` if the type has no `tp_new`, or with the error
+/// `tp_new` or `tp_init` set.
+///
+/// # Safety
+/// `callable` is a ready type; `args` a tuple; `kwds` NULL or live.
+unsafe extern "C" fn type_call(
+    callable: *mut PyObject,
+    args: *mut PyObject,
+    kwds: *mut PyObject,
+) -> *mut PyObject {
+    let tp = callable.cast::<PyTypeObject>();
+    // SAFETY: only type objects have `type` (or a subtype) as their type,
+    // so `callable` is a type; the slots are the type's own.
+    unsafe {
+        let Some(new) = (*tp).tp_new else {
+            return crate::error::null(crate::error::Error::Type(format!(
+                "cannot create '{}' instances",
+                type_name(tp)
+            )));
+        };
+        let obj = new(tp, args, kwds);
+        if obj.is_null() || crate::ffi::object::PyType_IsSubtype((*obj).ob_type, tp) == 0 {
+            return obj;
+        }
+        if let Some(init) = (*(*obj).ob_type).tp_init
+            && init(obj, args, kwds) < 0
+        {
+            crate::object::dealloc::decref(obj);
+            return core::ptr::null_mut();
+        }
+        obj
+    }
 }
 
 /// Deallocates a heap type once its last instance and reference are gone.
