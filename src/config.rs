@@ -1,12 +1,12 @@
 //! Configuration in one place: the allocator mode, the collector's
-//! thresholds and debug flags, where reports go, statistics at exit and the
-//! number of frames tracing records.
+//! thresholds and debug flags, where reports go, statistics at exit, the
+//! number of frames tracing records and the leak report.
 //!
 //! Sources, each overriding the ones before it: the defaults;
 //! `PYHEAP_CONF="key:value,..."`; the individual variables (`PYHEAP_MALLOC`,
 //! `PYHEAP_GC_THRESHOLD`, `PYHEAP_GC_DEBUG`, `PYHEAP_LOG_FILE`,
-//! `PYHEAP_MALLOCSTATS`, `PYHEAP_TRACE_FRAMES`), read when the library is
-//! loaded; a `PyHeap_Config` given to `PyHeap_Initialize`; and
+//! `PYHEAP_MALLOCSTATS`, `PYHEAP_TRACEMALLOC`, `PYHEAP_LEAK_REPORT`,
+//! `PYHEAP_ABORT_ON_LEAK`: [`KEYS`]), read when the library is loaded; a `PyHeap_Config` given to `PyHeap_Initialize`; and
 //! `PyHeap_SetOption(key, value)` at run time. A bad value is a warning and
 //! leaves the setting as it was, except the allocator mode, whose bad value
 //! read at load time stops the program (as CPython does for
