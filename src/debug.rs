@@ -640,7 +640,14 @@ fn dump(out: &mut dyn Write, p: *mut u8) -> core::fmt::Result {
             }
             writeln!(out)?;
         }
-        writeln!(out, "  (the allocation site is unknown: tracing is off)")
+        if crate::trace::is_tracing() {
+            crate::trace::write_block_traceback(p as usize, out)
+        } else {
+            writeln!(
+                out,
+                "  (the allocation site is unknown: run with PYHEAP_TRACEMALLOC=N to see it)"
+            )
+        }
     }
 }
 

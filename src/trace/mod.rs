@@ -500,12 +500,23 @@ unsafe extern "C" fn trace_free(ctx: *mut c_void, p: *mut c_void) {
         return;
     }
     let w = wrapped(ctx);
-    // The trace goes first: once freed, another thread may get the block
-    // back and trace it.
-    remove_trace(DEFAULT_DOMAIN, p as usize);
+    // SAFETY: ctx points into DOMAIN_IDS.
+    let raw = unsafe { *ctx.cast::<u8>() } == PyMemAllocatorDomain::PYMEM_DOMAIN_RAW as u8;
+    if raw {
+        // The trace goes first: once freed, another thread may get the
+        // block back and trace it (the RAW domain needs no lock).
+        remove_trace(DEFAULT_DOMAIN, p as usize);
+    }
     if let Some(f) = w.free {
         // SAFETY: the wrapped allocator's contract.
         unsafe { f(w.ctx, p) };
+    }
+    if !raw {
+        // MEM and OBJ run under the runtime lock, so no other thread can
+        // take the block back in between; removing the trace afterwards
+        // lets a misuse report of the debug hooks below (an overflow found
+        // at free) show where the block was allocated, as CPython does.
+        remove_trace(DEFAULT_DOMAIN, p as usize);
     }
 }
 
@@ -659,6 +670,29 @@ pub fn untrack(domain: u32, addr: usize) -> c_int {
     }
     remove_trace(domain, addr);
     0
+}
+
+/// Writes where the block at `addr` (domain 0) was allocated, most recent
+/// call first, in CPython's words, for a misuse report; or that the site
+/// is unknown, if the block is not traced or this thread is inside the
+/// tracer.
+pub fn write_block_traceback(addr: usize, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+    let named =
+        guarded(|| traceback_of(addr).map(|tb| snapshot::name_all(&[&tb], None).swap_remove(0)))
+            .flatten();
+    match named {
+        Some(frames) => {
+            writeln!(out, "Memory block allocated at (most recent call first):")?;
+            for f in &frames {
+                writeln!(out, "  File \"{}\", line {}", f.filename, f.lineno)?;
+            }
+            Ok(())
+        }
+        None => writeln!(
+            out,
+            "  (the allocation site is unknown: the block is not traced)"
+        ),
+    }
 }
 
 /// The traceback (frames as recorded) of the block at `addr` of domain 0.
