@@ -102,6 +102,27 @@ int main(void) {
     Py_DECREF(o);
     CHECK(Py_REFCNT(plain) == before);
 
+    /* Bases given as a tuple of one type, to PyType_FromSpecWithBases and
+     * in Py_tp_bases. */
+    PyType_Spec base_spec = {"test.Base", sizeof(Point), 0,
+                             Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, plain_slots};
+    PyObject *basetp = PyType_FromSpec(&base_spec);
+    CHECK(basetp != NULL);
+    PyObject *bases = PyTuple_Pack(1, basetp);
+    PyType_Spec derived_spec = {"test.Derived", sizeof(Point), 0, Py_TPFLAGS_DEFAULT,
+                                plain_slots};
+    PyObject *derived = PyType_FromSpecWithBases(&derived_spec, bases);
+    CHECK(derived != NULL && ((PyTypeObject *)derived)->tp_base == (PyTypeObject *)basetp);
+    PyType_Slot bases_slots[] = {{Py_tp_bases, bases}, {0, NULL}};
+    PyType_Spec derived2_spec = {"test.Derived2", sizeof(Point), 0, Py_TPFLAGS_DEFAULT,
+                                 bases_slots};
+    PyObject *derived2 = PyType_FromSpec(&derived2_spec);
+    CHECK(derived2 != NULL && ((PyTypeObject *)derived2)->tp_base == (PyTypeObject *)basetp);
+    Py_XDECREF(derived);
+    Py_XDECREF(derived2);
+    Py_DECREF(bases);
+    Py_XDECREF(basetp);
+
     /* Errors: no name; a base that is not a base type. */
     PyType_Spec noname = {NULL, sizeof(PyObject), 0, 0, plain_slots};
     PYHEAP_ONLY({

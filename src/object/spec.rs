@@ -364,6 +364,35 @@ pub unsafe fn from_spec(spec: *const PyType_Spec, bases: *mut PyObject) -> *mut 
     }
 }
 
+/// The base named by `bases` (a type, or a tuple of one type, as CPython
+/// accepts for `PyType_FromSpecWithBases` and `Py_tp_bases`). pyheap has
+/// single inheritance only: a tuple of more than one base is an error.
+///
+/// # Safety
+/// `bases` is NULL or a live object.
+unsafe fn single_base(bases: *mut PyObject, what: &str) -> Result<*mut PyTypeObject, Error> {
+    // SAFETY: caller's contract; a tuple's items are live objects.
+    unsafe {
+        let b = if !bases.is_null() && (*bases).ob_type == super::tuple::tuple_type() {
+            if super::tuple::size(bases) != 1 {
+                return Err(Error::System(format!(
+                    "{what}: pyheap supports exactly one base (got a tuple of {})",
+                    super::tuple::size(bases)
+                )));
+            }
+            *super::tuple::item_slot(bases, 0)
+        } else {
+            bases
+        };
+        if b.is_null() || (*b).ob_type != type_type() {
+            return Err(Error::System(format!(
+                "{what} must be a type or a tuple of one type"
+            )));
+        }
+        Ok(b.cast())
+    }
+}
+
 /// # Safety
 /// `ht` is a fresh, zeroed heap type object with count 1; as for `from_spec`.
 unsafe fn fill_from_spec(
@@ -383,25 +412,14 @@ unsafe fn fill_from_spec(
 
         let mut base: *mut PyTypeObject = ptr::null_mut();
         if !bases.is_null() {
-            if (*bases).ob_type != type_type() {
-                return Err(Error::System(
-                    "bases must be a type object (pyheap has no tuples of bases)".into(),
-                ));
-            }
-            base = bases.cast();
+            base = single_base(bases, "bases")?;
         }
         let mut slot = spec.slots;
         while !slot.is_null() && (*slot).slot != 0 {
             let (id, p) = ((*slot).slot, (*slot).pfunc);
             match id {
                 Py_tp_base if base.is_null() => base = p.cast(),
-                Py_tp_bases if base.is_null() => {
-                    let b = p.cast::<PyObject>();
-                    if b.is_null() || (*b).ob_type != type_type() {
-                        return Err(Error::System("Py_tp_bases is not a tuple".into()));
-                    }
-                    base = b.cast();
-                }
+                Py_tp_bases if base.is_null() => base = single_base(p.cast(), "Py_tp_bases")?,
                 Py_tp_base | Py_tp_bases => {}
                 Py_tp_doc => {
                     h.doc = raw_strdup(p.cast())?;

@@ -370,8 +370,10 @@ pub fn own_depth() -> usize {
     OWN_DEPTH.load(Ordering::Relaxed)
 }
 
-/// Records a trace for a block just allocated; false if the tracer could
-/// not (then the caller frees the block and fails, as CPython does).
+/// Records a trace for a block just allocated. CPython fails the
+/// allocation when tracemalloc cannot record it, and the callers keep that
+/// contract (on false they free the block and fail), but today this is
+/// always true: the tables grow in Rust's heap, whose exhaustion aborts.
 fn add_trace(domain: u32, addr: usize, size: usize) -> bool {
     let nframe = match tables().as_ref() {
         Some(t) => t.nframe,
