@@ -2444,6 +2444,23 @@ int _PyObject_DebugMallocStats(FILE *out);
 const char *PyHeap_Version(void);
 
 /**
+ * Checks every structure of the heap: the pool allocator's arenas, pools,
+ * free lists and size-class lists, the collector's generation lists and
+ * `gc.garbage`, and every object's weak reference list. Returns 0 if all
+ * are consistent; otherwise -1, and writes a line naming the first broken
+ * invariant to `out` (unless `out` is NULL). A debugging aid: it walks
+ * every pool and every live object, so it takes time in proportion to the
+ * heap. Call it with the runtime lock held, and not while an object is
+ * half built (allocated but its header or weak reference list head not
+ * yet set). During a collection (from a finalizer or a weak reference
+ * callback) the collector's lists are not checked.
+ *
+ * # Safety
+ * `out` must be NULL or an open stdio stream.
+ */
+int PyHeap_CheckHeap(FILE *out);
+
+/**
  * Initialises the runtime: the calling thread gets a thread state and
  * holds the runtime lock. Does nothing if the runtime is initialised. (A
  * program that never calls it is initialised by its first MEM or OBJ

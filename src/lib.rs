@@ -15,6 +15,7 @@
 )]
 
 pub mod alloc;
+pub mod check;
 pub mod config;
 pub mod debug;
 pub mod domains;

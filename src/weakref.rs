@@ -937,3 +937,80 @@ pub unsafe fn new_ref_with_c_callback(
         r
     }
 }
+
+/// Checks every weak reference list (for `PyHeap_CheckHeap`): the list of
+/// each live object whose type keeps one in its instances, and each
+/// managed list, is null-terminated and doubly linked from a head whose
+/// `wr_prev` is NULL, no longer than the number of weak references alive,
+/// and holds only allocated weak references to that object; each managed
+/// list belongs to an allocated object. `kind(op)` is `Some(is_gc)` for an
+/// allocated object, None for anything else.
+pub fn check_lists(
+    rt: &crate::domains::Runtime,
+    kind: impl Fn(*mut PyObject) -> Option<bool>,
+) -> Result<(), String> {
+    let mut heads: Vec<(*mut PyObject, *mut PyWeakReference)> = Vec::new();
+    crate::object::live::for_each(rt, |op| {
+        // SAFETY: a live object has a valid type; a positive weak list
+        // offset is inside the instance.
+        unsafe {
+            let off = (*(*op).ob_type).tp_weaklistoffset;
+            if off > 0 {
+                heads.push((op, *op.cast::<u8>().add(off as usize).cast()));
+            }
+        }
+    });
+    for (&op, head) in &rt.weakrefs.managed {
+        if kind(op as *mut PyObject).is_none() {
+            return Err(format!(
+                "weakref: a managed list belongs to {op:#x}, not an allocated object"
+            ));
+        }
+        heads.push((op as *mut PyObject, **head));
+    }
+    let bound = rt.weakrefs.live;
+    for (op, head) in heads {
+        let mut prev: *mut PyWeakReference = ptr::null_mut();
+        let mut wr = head;
+        let mut n = 0usize;
+        while !wr.is_null() {
+            n += 1;
+            if n > bound {
+                return Err(format!(
+                    "weakref: the list of {op:p} is longer than the {bound} weak \
+                     references alive (a cycle?)"
+                ));
+            }
+            if kind(wr.cast()) != Some(true) {
+                return Err(format!(
+                    "weakref: {wr:p} on the list of {op:p} is not an allocated object"
+                ));
+            }
+            // SAFETY: wr is an allocated (GC) object.
+            unsafe {
+                if !is_weakref(wr.cast()) {
+                    return Err(format!(
+                        "weakref: {wr:p} on the list of {op:p} is a '{}', not a weak \
+                         reference",
+                        type_name((*wr).ob_base.ob_type)
+                    ));
+                }
+                if (*wr).wr_object != op {
+                    return Err(format!(
+                        "weakref: {wr:p} on the list of {op:p} refers to {:p}",
+                        (*wr).wr_object
+                    ));
+                }
+                if (*wr).wr_prev != prev {
+                    return Err(format!(
+                        "weakref: {wr:p} on the list of {op:p} links back to {:p}, not {prev:p}",
+                        (*wr).wr_prev
+                    ));
+                }
+                prev = wr;
+                wr = (*wr).wr_next;
+            }
+        }
+    }
+    Ok(())
+}

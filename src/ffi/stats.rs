@@ -116,3 +116,36 @@ pub unsafe extern "C" fn _PyObject_DebugMallocStats(out: *mut libc::FILE) -> c_i
 pub extern "C" fn PyHeap_Version() -> *const core::ffi::c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
 }
+
+/// Checks every structure of the heap: the pool allocator's arenas, pools,
+/// free lists and size-class lists, the collector's generation lists and
+/// `gc.garbage`, and every object's weak reference list. Returns 0 if all
+/// are consistent; otherwise -1, and writes a line naming the first broken
+/// invariant to `out` (unless `out` is NULL). A debugging aid: it walks
+/// every pool and every live object, so it takes time in proportion to the
+/// heap. Call it with the runtime lock held, and not while an object is
+/// half built (allocated but its header or weak reference list head not
+/// yet set). During a collection (from a finalizer or a weak reference
+/// callback) the collector's lists are not checked.
+///
+/// # Safety
+/// `out` must be NULL or an open stdio stream.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn PyHeap_CheckHeap(out: *mut libc::FILE) -> c_int {
+    let result = super::boundary("PyHeap_CheckHeap", || {
+        // SAFETY: the caller holds the runtime lock; nothing else runs
+        // while the check reads the structures.
+        crate::check::check_heap(unsafe { runtime() })
+    });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            if !out.is_null() {
+                let line = format!("pyheap: heap check failed: {e}\n");
+                // SAFETY: out is an open stream (caller).
+                unsafe { super::write_stream(out, &line) };
+            }
+            -1
+        }
+    }
+}

@@ -205,6 +205,98 @@ impl GcState {
     }
 }
 
+impl GcState {
+    /// Checks the lists outside a collection (the invariants of the module
+    /// docs): every generation list is circular and doubly linked, holds
+    /// at most `gc_objects` elements in all, none with the collecting or
+    /// unreachable mark, each one an allocated GC object (`is_gc_block` of
+    /// its header's address); every `gc.garbage` entry is an allocated
+    /// object (`is_object`).
+    pub fn check_lists(
+        &mut self,
+        gc_objects: usize,
+        is_gc_block: impl Fn(usize) -> bool,
+        is_object: impl Fn(*mut PyObject) -> bool,
+    ) -> Result<(), String> {
+        if self.collecting {
+            // The lists are being rebuilt; nothing to hold them to.
+            return Ok(());
+        }
+        let mut total = 0usize;
+        for generation in 0..=PERMANENT {
+            let head = self.head(generation);
+            let mut prev = head;
+            // SAFETY: each link is checked to be an allocated GC block (or
+            // the head) before it is followed.
+            let mut g = unsafe { (*head)._gc_next };
+            while g != head as usize {
+                total += 1;
+                if total > gc_objects {
+                    return Err(format!(
+                        "gc: generation {generation}: more tracked objects than the \
+                         {gc_objects} GC objects allocated (a cycle in the list?)"
+                    ));
+                }
+                if g & NEXT_MASK_UNREACHABLE != 0 {
+                    return Err(format!(
+                        "gc: generation {generation}: header {g:#x} marked unreachable \
+                         outside a collection"
+                    ));
+                }
+                if !is_gc_block(g) {
+                    return Err(format!(
+                        "gc: generation {generation}: {g:#x} after {:#x} is not an \
+                         allocated GC object",
+                        prev as usize
+                    ));
+                }
+                let h = g as *mut PyGC_Head;
+                // SAFETY: h is the header of an allocated GC object.
+                let (next, back) = unsafe { ((*h)._gc_next, (*h)._gc_prev) };
+                if back & PREV_MASK_COLLECTING != 0 {
+                    return Err(format!(
+                        "gc: generation {generation}: header {g:#x} marked collecting \
+                         outside a collection"
+                    ));
+                }
+                if back & !PREV_FLAGS != prev as usize {
+                    return Err(format!(
+                        "gc: generation {generation}: header {g:#x} links back to {:#x}, \
+                         not {:#x}",
+                        back & !PREV_FLAGS,
+                        prev as usize
+                    ));
+                }
+                if next == 0 {
+                    return Err(format!(
+                        "gc: generation {generation}: header {g:#x} is listed but untracked"
+                    ));
+                }
+                prev = h;
+                g = next;
+            }
+            // SAFETY: head is a live list head.
+            let back = unsafe { (*head)._gc_prev };
+            if back & !PREV_FLAGS != prev as usize {
+                return Err(format!(
+                    "gc: generation {generation}: the head links back to {:#x}, not the \
+                     last element {:#x}",
+                    back & !PREV_FLAGS,
+                    prev as usize
+                ));
+            }
+        }
+        for (i, &op) in self.garbage.iter().enumerate() {
+            if !is_object(op) {
+                return Err(format!(
+                    "gc: garbage[{i}] = {op:p} is not an allocated object"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for GcState {
     fn default() -> Self {
         Self::new()
