@@ -29,6 +29,11 @@ pub mod lifecycle;
 pub mod object;
 pub mod stats;
 pub mod sync;
+/// The model-based test kit (tests and fuzzing only; no C API).
+///
+/// cbindgen:ignore
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod threads;
 pub mod trace;
 pub mod weakref;
