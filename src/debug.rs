@@ -224,6 +224,7 @@ unsafe extern "C" fn debug_malloc(ctx: *mut c_void, n: usize) -> *mut c_void {
     check_recycled(h, base);
     // SAFETY: a fresh block of n + EXTRA bytes.
     unsafe {
+        wipe_slack(h, base, n);
         write_frame(base, h.id, n);
         fill(base.add(HEADER), CLEANBYTE, n);
         base.add(HEADER).cast()
@@ -250,6 +251,7 @@ unsafe extern "C" fn debug_calloc(ctx: *mut c_void, nelem: usize, elsize: usize)
     }
     // SAFETY: a fresh zeroed block of n + EXTRA bytes; the data stays zero.
     unsafe {
+        wipe_slack(h, base, n);
         write_frame(base, h.id, n);
         base.add(HEADER).cast()
     }
@@ -334,6 +336,7 @@ unsafe extern "C" fn debug_realloc(ctx: *mut c_void, p: *mut c_void, n: usize) -
             return ptr::null_mut();
         }
         ptr::copy_nonoverlapping(saved.as_ptr().add(HEADER), base.add(HEADER), keep.min(n));
+        wipe_slack(h, base, n);
         write_frame(base, h.id, n);
         if n > old {
             fill(base.add(HEADER + old), CLEANBYTE, n - old);
@@ -466,6 +469,15 @@ fn freed_tag(base: *mut u8, total: usize) -> usize {
 /// block that overlapped this one since fills it with `0xDD`, so a tag that
 /// survives is this block's own; fresh memory carries none and is not
 /// checked.
+///
+/// For that, no tag may outlive the block it names in memory handed out
+/// since: the debug frame and data written into a block cover all of it but
+/// its slack (the bytes between `n + EXTRA` and the pool's block size), so
+/// the slack of every block handed out is wiped ([`wipe_slack`]). Otherwise,
+/// after a pool emptied and set up for another size class, an old tag in
+/// the slack of a new block, the blocks around it written and freed, would
+/// read as valid when the pool serves the first class again, and the
+/// writes of those other blocks as writes to freed memory.
 fn check_recycled(h: &DebugDomain, base: *mut u8) {
     // With pooled blocks announced to memcheck, a fresh block is
     // "undefined": reading it would be a report of its own, and memcheck
@@ -510,6 +522,21 @@ fn check_recycled(h: &DebugDomain, base: *mut u8) {
                 writeln!(out, "  handed the block out again")
             },
         );
+    }
+}
+
+/// Overwrites the slack of a block handed out with `n` data bytes: the
+/// bytes of its pool block after the debug frame, where a stale "freed" tag
+/// could otherwise survive (see [`check_recycled`]).
+///
+/// # Safety
+/// `base` is a block just handed out with room for `n + EXTRA` bytes.
+unsafe fn wipe_slack(h: &DebugDomain, base: *mut u8, n: usize) {
+    if let Some((total, _, _)) = recycle_layout(h, base) {
+        if total > n + EXTRA {
+            // SAFETY: the pool block spans `total` bytes from base.
+            unsafe { fill(base.add(n + EXTRA), FORBIDDENBYTE, total - n - EXTRA) };
+        }
     }
 }
 
