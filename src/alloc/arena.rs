@@ -139,58 +139,107 @@ impl ArenaTable {
         self.bucket[self.nonempty.trailing_zeros() as usize + 1]
     }
 
-    /// Call after changing `nfree` of a live arena from `old_nfree`.
+    /// The live slot `idx`, without a bounds check: the pool paths pass
+    /// indices read from live pool headers or from the buckets, which name
+    /// live slots only (invariants 1 and 3).
+    ///
+    /// # Safety
+    /// `idx < slots.len()`.
+    #[inline(always)]
+    pub unsafe fn slot_mut(&mut self, idx: u32) -> &mut Arena {
+        debug_assert!((idx as usize) < self.slots.len(), "arena index {idx}");
+        // SAFETY: caller's contract.
+        unsafe { self.slots.get_unchecked_mut(idx as usize) }
+    }
+
+    /// Call after changing `nfree` of a live arena from `old_nfree`: moves
+    /// it from bucket `old_nfree` to bucket `nfree` (bucket 0 is no bucket).
+    #[inline]
     pub fn refile(&mut self, idx: u32, old_nfree: u32) {
-        let new_nfree = self.slots[idx as usize].nfree;
+        assert!((idx as usize) < self.slots.len(), "arena index {idx}");
+        // SAFETY: idx was just checked.
+        let new_nfree = unsafe { self.slot_mut(idx) }.nfree;
         if new_nfree == old_nfree {
             return;
         }
-        self.slots[idx as usize].nfree = old_nfree;
-        self.unlink(idx);
-        self.slots[idx as usize].nfree = new_nfree;
-        self.link(idx);
+        // SAFETY: idx is a live slot in bucket old_nfree (invariant 3 held
+        // before the caller changed nfree); both counts are <= 64.
+        unsafe {
+            self.unlink_from(idx, old_nfree as usize);
+            self.link_into(idx, new_nfree as usize);
+        }
     }
 
     fn link(&mut self, idx: u32) {
         let nfree = self.slots[idx as usize].nfree as usize;
-        if nfree == 0 {
-            return;
-        }
-        let head = self.bucket[nfree];
-        {
-            let a = &mut self.slots[idx as usize];
-            a.next = head;
-            a.prev = NONE;
-        }
-        if head != NONE {
-            self.slots[head as usize].prev = idx;
-        }
-        self.bucket[nfree] = idx;
-        self.nonempty |= 1 << (nfree - 1);
+        // SAFETY: idx was just checked; nfree <= npools <= 64.
+        unsafe { self.link_into(idx, nfree) }
     }
 
     fn unlink(&mut self, idx: u32) {
-        let (nfree, next, prev) = {
-            let a = &self.slots[idx as usize];
-            (a.nfree as usize, a.next, a.prev)
-        };
+        let nfree = self.slots[idx as usize].nfree as usize;
+        // SAFETY: as in link; the arena is in bucket nfree (invariant 3).
+        unsafe { self.unlink_from(idx, nfree) }
+    }
+
+    /// Puts arena `idx` first in bucket `nfree` (nothing for 0).
+    ///
+    /// # Safety
+    /// `idx` is a live slot in no bucket; `nfree <= 64`.
+    #[inline(always)]
+    unsafe fn link_into(&mut self, idx: u32, nfree: usize) {
         if nfree == 0 {
             return;
         }
-        if prev != NONE {
-            self.slots[prev as usize].next = next;
-        } else {
-            self.bucket[nfree] = next;
+        debug_assert!(nfree < self.bucket.len());
+        // SAFETY: caller's contract: nfree indexes the buckets, idx and the
+        // bucket's head (a live arena or NONE) index slots.
+        unsafe {
+            let slot = self.bucket.get_unchecked_mut(nfree);
+            let head = *slot;
+            *slot = idx;
+            let a = self.slot_mut(idx);
+            a.next = head;
+            a.prev = NONE;
+            if head != NONE {
+                self.slot_mut(head).prev = idx;
+            }
         }
-        if next != NONE {
-            self.slots[next as usize].prev = prev;
+        self.nonempty |= 1 << (nfree - 1);
+    }
+
+    /// Takes arena `idx` out of bucket `nfree` (nothing for 0).
+    ///
+    /// # Safety
+    /// `idx` is a live slot in bucket `nfree`; `nfree <= 64`.
+    #[inline(always)]
+    unsafe fn unlink_from(&mut self, idx: u32, nfree: usize) {
+        if nfree == 0 {
+            return;
         }
-        if self.bucket[nfree] == NONE {
-            self.nonempty &= !(1 << (nfree - 1));
+        debug_assert!(nfree < self.bucket.len());
+        // SAFETY: caller's contract; the neighbours are live arenas of the
+        // same bucket (invariant 3).
+        unsafe {
+            let (next, prev) = {
+                let a = self.slot_mut(idx);
+                let links = (a.next, a.prev);
+                a.next = NONE;
+                a.prev = NONE;
+                links
+            };
+            if prev != NONE {
+                self.slot_mut(prev).next = next;
+            } else {
+                *self.bucket.get_unchecked_mut(nfree) = next;
+                if next == NONE {
+                    self.nonempty &= !(1 << (nfree - 1));
+                }
+            }
+            if next != NONE {
+                self.slot_mut(next).prev = prev;
+            }
         }
-        let a = &mut self.slots[idx as usize];
-        a.next = NONE;
-        a.prev = NONE;
     }
 
     /// Live arenas with their indices.

@@ -291,11 +291,15 @@ impl SmallHeap {
         }
         if self.spare == idx {
             // The spare's dirty pools count again once it is in use.
-            self.dirty_pools += self.arenas.slots[idx as usize].dirty_mask.count_ones() as usize;
+            // SAFETY: idx came from the buckets or new_arena, so it names a
+            // live slot.
+            self.dirty_pools +=
+                unsafe { self.arenas.slot_mut(idx) }.dirty_mask.count_ones() as usize;
             self.spare = NONE;
         }
         let (pool_addr, old_nfree) = {
-            let a = &mut self.arenas.slots[idx as usize];
+            // SAFETY: idx names a live slot, as above.
+            let a = unsafe { self.arenas.slot_mut(idx) };
             let i = a.free_mask.trailing_zeros();
             let bit = 1u64 << i;
             a.free_mask &= !bit;
@@ -359,7 +363,8 @@ impl SmallHeap {
         // SAFETY: a live header records its arena.
         let idx = unsafe { (*pool).arena };
         let (old_nfree, wholly_free) = {
-            let a = &mut self.arenas.slots[idx as usize];
+            // SAFETY: the arena of a live pool is a live slot.
+            let a = unsafe { self.arenas.slot_mut(idx) };
             let bit = 1u64 << a.pool_index(pool as usize);
             a.free_mask |= bit;
             if a.purgeable {
@@ -374,8 +379,9 @@ impl SmallHeap {
         if wholly_free {
             if self.spare == NONE {
                 self.spare = idx;
+                // SAFETY: as above.
                 self.dirty_pools -=
-                    self.arenas.slots[idx as usize].dirty_mask.count_ones() as usize;
+                    unsafe { self.arenas.slot_mut(idx) }.dirty_mask.count_ones() as usize;
             } else {
                 self.release_arena(idx);
             }

@@ -102,9 +102,10 @@ fn state_slot(pool: *mut PoolHeader, p: *mut u8) -> (*mut u64, u32) {
             .cast::<u64>()
             .add(granule >> 5)
     };
-    // 2 (g % 32) is bits 3..8 of an aligned p: the shift instructions take
-    // the count mod 64, so no mask is needed.
-    (word, (((p as usize) >> 3) & 63) as u32)
+    // 2 (g % 32) is bits 3..8 of an aligned p. The callers shift with
+    // `wrapping_shl`/`wrapping_shr`/`rotate_left`, which take the count mod
+    // 64 as x86's shift and bit-test instructions do, so no mask is spent.
+    (word, ((p as usize) >> 3) as u32)
 }
 
 /// The word and bit of `gcs` for a block starting at `p`.
@@ -134,7 +135,7 @@ fn granule_aligned(p: *mut u8) -> bool {
 pub unsafe fn mark_live(pool: *mut PoolHeader, p: *mut u8) {
     let (word, shift) = state_slot(pool, p);
     // SAFETY: word points into the live header (caller's contract).
-    unsafe { *word |= 1 << shift };
+    unsafe { *word |= 1u64.wrapping_shl(shift) };
 }
 
 /// Clears the live and object bits of the block at `p`; returns false if it
@@ -152,11 +153,14 @@ pub unsafe fn take_live(pool: *mut PoolHeader, p: *mut u8) -> bool {
     // SAFETY: word points into the pool header's state array (caller's
     // contract).
     unsafe {
-        let w = *word;
-        if (w >> shift) & 1 == 0 {
+        // Rotating the block's two bits down to bits 0 and 1 tests the live
+        // bit and clears both without a mask of the count (rotates take it
+        // mod 64, as the compiler knows; it masks for a bit test).
+        let r = (*word).rotate_right(shift);
+        if r & 1 == 0 {
             return false;
         }
-        *word = w & !(3 << shift);
+        *word = (r & !3).rotate_left(shift);
         true
     }
 }
@@ -171,7 +175,7 @@ pub unsafe fn mark_object(pool: *mut PoolHeader, p: *mut u8, gc: bool) {
     let (gword, bit) = gcs_slot(pool, p);
     // SAFETY: both words lie in the live header (caller's contract).
     unsafe {
-        *word |= 2 << shift;
+        *word |= 2u64.wrapping_shl(shift);
         if gc {
             *gword |= bit;
         } else {
@@ -188,7 +192,7 @@ pub unsafe fn mark_object(pool: *mut PoolHeader, p: *mut u8, gc: bool) {
 pub unsafe fn unmark_object(pool: *mut PoolHeader, p: *mut u8) {
     let (word, shift) = state_slot(pool, p);
     // SAFETY: as in mark_object.
-    unsafe { *word &= !(2 << shift) };
+    unsafe { *word &= (!2u64).rotate_left(shift) };
 }
 
 /// `None` if the block at `p` holds no object, else `Some(is_gc)`.
@@ -203,7 +207,7 @@ pub unsafe fn object_kind(pool: *mut PoolHeader, p: *mut u8) -> Option<bool> {
     let (word, shift) = state_slot(pool, p);
     // SAFETY: as in mark_object.
     unsafe {
-        if (*word >> shift) & 3 != 3 {
+        if (*word).wrapping_shr(shift) & 3 != 3 {
             return None;
         }
         let (gword, bit) = gcs_slot(pool, p);
@@ -225,7 +229,7 @@ pub unsafe fn live_kind(pool: *mut PoolHeader, p: *mut u8) -> Option<Option<bool
     let (word, shift) = state_slot(pool, p);
     // SAFETY: caller's contract.
     unsafe {
-        match (*word >> shift) & 3 {
+        match (*word).wrapping_shr(shift) & 3 {
             1 => Some(None),
             3 => {
                 let (gword, bit) = gcs_slot(pool, p);
@@ -247,7 +251,7 @@ pub unsafe fn is_live(pool: *mut PoolHeader, p: *mut u8) -> bool {
     }
     let (word, shift) = state_slot(pool, p);
     // SAFETY: caller's contract.
-    unsafe { (*word >> shift) & 1 != 0 }
+    unsafe { (*word).wrapping_shr(shift) & 1 != 0 }
 }
 
 /// Sets up `pool` for class `c` in arena `arena` and hands out its first block.
