@@ -1,5 +1,6 @@
 /* Where reports go: PyHeap_SetOutput's callback receives them (here a
- * failing weak reference callback's report); PYHEAP_LOG_FILE / the
+ * failing weak reference callback's report and the collector's debug
+ * lines); PYHEAP_LOG_FILE / the
  * log_file setting sends them to a file, misuse reports included (checked
  * from a forked child that aborts). */
 // pyheap-test: modes pymalloc
@@ -34,6 +35,14 @@ int main(void) {
     PyObject *w = PyWeakref_NewRef(leaf, cb);
     Py_DECREF(leaf); /* the callback fails: an unraisable report */
     CHECK(strstr(got, "exception ignored in: <test.Recorder object") != NULL);
+    /* So do the collector's debug lines. */
+    got_len = 0;
+    got[0] = 0;
+    PyHeap_GC_SetDebug(PyHeap_GC_DEBUG_STATS);
+    PyHeap_GC_Collect(2);
+    PyHeap_GC_SetDebug(0);
+    CHECK(strstr(got, "gc: collecting generation 2...\n") != NULL);
+    CHECK(strstr(got, "gc: done, ") != NULL);
     PyHeap_SetOutput(NULL, NULL);
     Py_DECREF(w);
     Py_DECREF(cb);

@@ -284,12 +284,22 @@ unsafe fn delete_garbage(collectable: *mut PyGC_Head, old: *mut PyGC_Head) {
     }
 }
 
+/// A debug line of the `PyHeap_GC_DEBUG_*` flags, sent where reports go
+/// (stderr, `PYHEAP_LOG_FILE`, or the `PyHeap_SetOutput` callback), as
+/// CPython writes them to `sys.stderr`.
+macro_rules! gc_debug {
+    ($($arg:tt)*) => {{
+        let mut line = format!($($arg)*);
+        line.push('\n');
+        crate::fatal::write_report(line.as_bytes());
+    }};
+}
 fn debug_print_objects(head: *mut PyGC_Head, what: &str) {
     // SAFETY: a live list of objects.
     unsafe {
         list::for_each(head, |g| {
             let op = from_gc(g);
-            eprintln!("gc: {what} <{} {:p}>", type_name((*op).ob_type), op);
+            gc_debug!("gc: {what} <{} {:p}>", type_name((*op).ob_type), op);
         });
     }
 }
@@ -388,13 +398,15 @@ unsafe fn collect_main(generation: usize) -> (isize, isize) {
         let st = &mut runtime().gc;
         let debug = st.debug;
         if debug & DEBUG_STATS != 0 {
-            eprintln!("gc: collecting generation {generation}...");
+            gc_debug!("gc: collecting generation {generation}...");
             let sizes: Vec<usize> = (0..NUM_GENERATIONS).map(|i| st.len(i)).collect();
-            eprintln!(
+            gc_debug!(
                 "gc: objects in each generation: {} {} {}",
-                sizes[0], sizes[1], sizes[2]
+                sizes[0],
+                sizes[1],
+                sizes[2]
             );
-            eprintln!("gc: objects in permanent generation: {}", st.len(PERMANENT));
+            gc_debug!("gc: objects in permanent generation: {}", st.len(PERMANENT));
         }
         if generation + 1 < NUM_GENERATIONS {
             st.count[generation + 1] += 1;
@@ -476,7 +488,7 @@ unsafe fn collect_main(generation: usize) -> (isize, isize) {
             debug_print_objects(finalizers, "uncollectable");
         }
         if debug & DEBUG_STATS != 0 {
-            eprintln!(
+            gc_debug!(
                 "gc: done, {} unreachable, {} uncollectable, {:.4}s elapsed",
                 m + n,
                 n,
