@@ -330,9 +330,21 @@ pub unsafe fn collect_with_callbacks(generation: usize) -> isize {
         generation: generation as i32,
         ..Default::default()
     };
+    // The caller's error survives the collection, and an error that a
+    // finalizer, `tp_clear` or callback leaves is reported and forgotten, as
+    // CPython's `PyGC_Collect` and `gc_collect_main` do.
+    let saved = crate::error::last();
+    crate::error::clear();
     invoke_callbacks(0, start);
     // SAFETY: the lock is held and no collection runs.
     let (collected, uncollectable) = unsafe { collect_main(generation) };
+    if let Some(e) = crate::error::last() {
+        gc_debug!("pyheap: exception ignored in garbage collection\n  {e}");
+    }
+    match saved {
+        Some(e) => crate::error::set(e),
+        None => crate::error::clear(),
+    }
     invoke_callbacks(
         1,
         PyHeap_GCInfo {
