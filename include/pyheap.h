@@ -1653,8 +1653,8 @@ int PyGC_IsEnabled(void);
 /**
  * Visits every tracked object, generations first, then the permanent one
  * (3.12's `PyUnstable_GC_VisitObjects`): `cb` returns 1 to go on, 0 to
- * stop; each object is held by a new reference during its call, and
- * automatic collection is off meanwhile.
+ * stop; every object is held by a new reference from before the first
+ * call to after the last, and automatic collection is off meanwhile.
  *
  * # Safety
  * `cb` must be callable with `arg`.
@@ -1696,11 +1696,12 @@ int PyHeap_GC_SetThreshold(Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t t2);
 
 /**
  * `gc.get_objects(generation)`: passes every object tracked in
- * `generation` (0–2, or -1 for all three; not the permanent generation).
+ * `generation` (0–2, or -1 for all three; not the permanent generation),
+ * each held by a reference until the last call returns (as the list
+ * CPython returns holds them), so the callback may drop references.
  *
  * # Safety
- * `cb` must be callable with `ctx` and must not free objects it is not
- * handed.
+ * `cb` must be callable with `ctx`.
  */
 Py_ssize_t PyHeap_GC_GetObjects(int generation, PyHeap_ObjectFn cb, void *ctx);
 

@@ -22,13 +22,25 @@ fn pass_all(
     cb: unsafe extern "C" fn(*mut PyObject, *mut c_void) -> c_int,
     ctx: *mut c_void,
 ) -> Py_ssize_t {
+    // Every object is held from before the first call to after the last,
+    // as CPython's lists of objects hold them: a callback that drops the
+    // last other reference to an object not yet passed cannot free it.
+    for &op in objs {
+        // SAFETY: the objects are live (tracked, in gc.garbage, or visited
+        // by a live object's tp_traverse).
+        unsafe { incref(op) };
+    }
     let mut n = 0;
     for &op in objs {
         n += 1;
-        // SAFETY: the program's callback with a live object.
+        // SAFETY: the program's callback with a live, held object.
         if unsafe { cb(op, ctx) } != 0 {
             break;
         }
+    }
+    for &op in objs {
+        // SAFETY: the references taken above.
+        unsafe { decref(op) };
     }
     n
 }
@@ -72,8 +84,8 @@ pub extern "C" fn PyGC_IsEnabled() -> c_int {
 
 /// Visits every tracked object, generations first, then the permanent one
 /// (3.12's `PyUnstable_GC_VisitObjects`): `cb` returns 1 to go on, 0 to
-/// stop; each object is held by a new reference during its call, and
-/// automatic collection is off meanwhile.
+/// stop; every object is held by a new reference from before the first
+/// call to after the last, and automatic collection is off meanwhile.
 ///
 /// # Safety
 /// `cb` must be callable with `arg`.
@@ -92,17 +104,21 @@ pub unsafe extern "C" fn PyUnstable_GC_VisitObjects(
             gc::list::for_each(st.head(g), |h| all.push(gc::from_gc(h)));
         }
     }
-    for op in all {
-        // SAFETY: op was tracked, hence live; held across the call.
-        let go = unsafe {
-            incref(op);
-            let r = cb(op, arg);
-            decref(op);
-            r
-        };
-        if go == 0 {
+    // Held from before the first call to after the last, so a callback
+    // that frees an object not yet visited leaves no dangling pointer here.
+    for &op in &all {
+        // SAFETY: op was tracked, hence live.
+        unsafe { incref(op) };
+    }
+    for &op in &all {
+        // SAFETY: the program's callback with a live, held object.
+        if unsafe { cb(op, arg) } == 0 {
             break;
         }
+    }
+    for &op in &all {
+        // SAFETY: the references taken above.
+        unsafe { decref(op) };
     }
     if was != 0 {
         PyGC_Enable();
@@ -183,11 +199,12 @@ pub extern "C" fn PyHeap_GC_SetThreshold(t0: Py_ssize_t, t1: Py_ssize_t, t2: Py_
 }
 
 /// `gc.get_objects(generation)`: passes every object tracked in
-/// `generation` (0–2, or -1 for all three; not the permanent generation).
+/// `generation` (0–2, or -1 for all three; not the permanent generation),
+/// each held by a reference until the last call returns (as the list
+/// CPython returns holds them), so the callback may drop references.
 ///
 /// # Safety
-/// `cb` must be callable with `ctx` and must not free objects it is not
-/// handed.
+/// `cb` must be callable with `ctx`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn PyHeap_GC_GetObjects(
     generation: c_int,
