@@ -151,23 +151,110 @@ fn heap_untouched() -> bool {
     rt.heap.counters.arenas_allocated_total == 0 && rt.raw_allocated_blocks == 0
 }
 
+/// A setting's value, parsed: what [`set`] applies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// `malloc`.
+    Malloc(Mode),
+    /// `gc_threshold`.
+    GcThreshold([isize; 3]),
+    /// `gc_debug`.
+    GcDebug(i32),
+    /// `log_file` (None: back to stderr).
+    LogFile(Option<String>),
+    /// `malloc_stats`.
+    MallocStats(bool),
+    /// `tracemalloc` (frames; 0 stops).
+    Tracemalloc(usize),
+    /// `leak_report`.
+    LeakReport(LeakReport),
+    /// `abort_on_leak`.
+    AbortOnLeak(bool),
+}
+
+/// Parses `value` for setting `key`, without applying it (no side effect:
+/// the text of `PYHEAP_CONF`, the variables and `PyHeap_SetOption` all go
+/// through here first). Errors say what was wrong.
+pub fn parse_value(key: &str, value: &str) -> Result<Value, Error> {
+    let bad = |what: &str| Err(Error::Value(format!("{key}: {value:?} is not {what}")));
+    Ok(match key {
+        "malloc" => match Mode::parse(value.as_bytes()) {
+            Some(m) => Value::Malloc(m),
+            None => {
+                return bad(
+                    "an allocator mode (pymalloc, pymalloc_debug, malloc, malloc_debug or debug)",
+                );
+            }
+        },
+        "gc_threshold" => match parse_thresholds(value) {
+            Some(t) => Value::GcThreshold(t),
+            None => return bad("three thresholds (like 700/10/10)"),
+        },
+        "gc_debug" => match value.parse::<i32>().ok().filter(|f| *f >= 0) {
+            Some(flags) => Value::GcDebug(flags),
+            None => return bad("a set of debug flags (a number)"),
+        },
+        "log_file" if value.is_empty() => Value::LogFile(None),
+        "log_file" if value.contains('\0') => {
+            return Err(Error::Value("log_file: a NUL in the path".into()));
+        }
+        "log_file" => Value::LogFile(Some(value.to_string())),
+        "malloc_stats" => match parse_bool(value) {
+            Some(on) => Value::MallocStats(on),
+            None => return bad("0 or 1"),
+        },
+        "tracemalloc" => match value
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n <= crate::trace::MAX_NFRAME)
+        {
+            Some(n) => Value::Tracemalloc(n),
+            None => return bad("a number of frames from 0 (off) to 65535"),
+        },
+        "leak_report" => Value::LeakReport(match parse_bool(value) {
+            Some(false) => LeakReport::Off,
+            Some(true) => LeakReport::Output,
+            None => LeakReport::File(value.to_string()),
+        }),
+        "abort_on_leak" => match parse_bool(value) {
+            Some(on) => Value::AbortOnLeak(on),
+            None => return bad("0 or 1"),
+        },
+        _ => {
+            return Err(Error::Value(format!(
+                "{key:?} is not a setting (malloc, gc_threshold, gc_debug, log_file, \
+                 malloc_stats, tracemalloc, leak_report, abort_on_leak)"
+            )));
+        }
+    })
+}
+
+/// Splits `PYHEAP_CONF` text into `(key, value)` pairs: `key:value`
+/// separated by commas, blanks around each trimmed, empty entries skipped,
+/// a key without `:` given the empty value.
+pub fn parse_conf(conf: &str) -> Vec<(String, String)> {
+    conf.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once(':').unwrap_or((pair, ""));
+            (k.trim().to_string(), v.trim().to_string())
+        })
+        .collect()
+}
+
 /// Sets `key` to `value` from `source`. Errors say what was wrong; the
 /// setting is then unchanged.
 ///
 /// # Safety
 /// Load time, or the runtime lock held.
 pub unsafe fn set(key: &str, value: &str, source: Source) -> Result<(), Error> {
-    let bad = |what: &str| Err(Error::Value(format!("{key}: {value:?} is not {what}")));
+    let parsed = parse_value(key, value)?;
     // SAFETY: caller's contract.
     let c = unsafe { config() };
     let slot = KEYS.iter().position(|(k, _)| *k == key);
-    match key {
-        "malloc" => {
-            let Some(m) = Mode::parse(value.as_bytes()) else {
-                return bad(
-                    "an allocator mode (pymalloc, pymalloc_debug, malloc, malloc_debug or debug)",
-                );
-            };
+    match parsed {
+        Value::Malloc(m) => {
             if m != c.mode {
                 // At load time nothing was allocated yet. Later, only a heap
                 // still in the default mode can tell that nothing was
@@ -190,67 +277,50 @@ pub unsafe fn set(key: &str, value: &str, source: Source) -> Result<(), Error> {
                 c.mode = m;
             }
         }
-        "gc_threshold" => {
-            let Some(t) = parse_thresholds(value) else {
-                return bad("three thresholds (like 700/10/10)");
-            };
+        Value::GcThreshold(t) => {
             // SAFETY: caller's contract.
             unsafe { runtime() }.gc.threshold = t;
         }
-        "gc_debug" => {
-            let Some(flags) = value.parse::<i32>().ok().filter(|f| *f >= 0) else {
-                return bad("a set of debug flags (a number)");
-            };
+        Value::GcDebug(flags) => {
             // SAFETY: caller's contract.
             unsafe { runtime() }.gc.debug = flags;
         }
-        "log_file" => {
-            if value.is_empty() {
-                LOG_FD.store(-1, Ordering::Relaxed);
-                c.log_file = None;
-            } else {
-                let path = std::ffi::CString::new(value)
-                    .map_err(|_| Error::Value("log_file: a NUL in the path".into()))?;
-                // SAFETY: a NUL-terminated path; the flags create or append.
-                let fd = unsafe {
-                    libc::open(
-                        path.as_ptr(),
-                        libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC,
-                        0o644,
-                    )
-                };
-                if fd < 0 {
-                    return Err(Error::Value(format!(
-                        "log_file: cannot open {value:?}: {}",
-                        std::io::Error::last_os_error()
-                    )));
-                }
-                let old = LOG_FD.swap(fd, Ordering::Relaxed);
-                if old >= 0 {
-                    // SAFETY: a descriptor we opened and no longer use.
-                    unsafe { libc::close(old) };
-                }
-                c.log_file = Some(value.to_string());
-            }
+        Value::LogFile(None) => {
+            LOG_FD.store(-1, Ordering::Relaxed);
+            c.log_file = None;
         }
-        "malloc_stats" => {
-            let Some(on) = parse_bool(value) else {
-                return bad("0 or 1");
+        Value::LogFile(Some(path)) => {
+            let cpath = std::ffi::CString::new(path.as_str())
+                .map_err(|_| Error::Value("log_file: a NUL in the path".into()))?;
+            // SAFETY: a NUL-terminated path; the flags create or append.
+            let fd = unsafe {
+                libc::open(
+                    cpath.as_ptr(),
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC,
+                    0o644,
+                )
             };
+            if fd < 0 {
+                return Err(Error::Value(format!(
+                    "log_file: cannot open {value:?}: {}",
+                    std::io::Error::last_os_error()
+                )));
+            }
+            let old = LOG_FD.swap(fd, Ordering::Relaxed);
+            if old >= 0 {
+                // SAFETY: a descriptor we opened and no longer use.
+                unsafe { libc::close(old) };
+            }
+            c.log_file = Some(path);
+        }
+        Value::MallocStats(on) => {
             c.malloc_stats = on;
             if on && !STATS_AT_EXIT.swap(true, Ordering::Relaxed) {
                 // SAFETY: registering a plain function.
                 unsafe { libc::atexit(stats_at_exit) };
             }
         }
-        "tracemalloc" => {
-            let Some(n) = value
-                .parse::<usize>()
-                .ok()
-                .filter(|&n| n <= crate::trace::MAX_NFRAME)
-            else {
-                return bad("a number of frames from 0 (off) to 65535");
-            };
+        Value::Tracemalloc(n) => {
             // SAFETY: caller's contract (load time or the runtime lock).
             unsafe {
                 if n == 0 {
@@ -261,26 +331,13 @@ pub unsafe fn set(key: &str, value: &str, source: Source) -> Result<(), Error> {
             }
             c.tracemalloc = n;
         }
-        "leak_report" => {
-            c.leak_report = match parse_bool(value) {
-                Some(false) => LeakReport::Off,
-                Some(true) => LeakReport::Output,
-                None => LeakReport::File(value.to_string()),
-            };
+        Value::LeakReport(r) => {
+            c.leak_report = r;
             crate::leaks::register_exit_report();
         }
-        "abort_on_leak" => {
-            let Some(on) = parse_bool(value) else {
-                return bad("0 or 1");
-            };
+        Value::AbortOnLeak(on) => {
             c.abort_on_leak = on;
             crate::leaks::register_exit_report();
-        }
-        _ => {
-            return Err(Error::Value(format!(
-                "{key:?} is not a setting (malloc, gc_threshold, gc_debug, log_file, \
-                 malloc_stats, tracemalloc, leak_report, abort_on_leak)"
-            )));
         }
     }
     if let Some(i) = slot {
@@ -414,9 +471,8 @@ fn getenv(name: &str) -> Option<String> {
 pub unsafe fn load_from_environment() {
     let mut settings: Vec<(String, String, Source)> = Vec::new();
     if let Some(conf) = getenv("PYHEAP_CONF") {
-        for pair in conf.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once(':').unwrap_or((pair, ""));
-            settings.push((k.trim().to_string(), v.trim().to_string(), Source::Conf));
+        for (k, v) in parse_conf(&conf) {
+            settings.push((k, v, Source::Conf));
         }
     }
     for (key, var) in KEYS {
@@ -471,5 +527,20 @@ mod tests {
         assert_eq!(parse_thresholds("1/-2/3"), None);
         assert_eq!(parse_bool("yes"), Some(true));
         assert_eq!(parse_bool("2"), None);
+        assert_eq!(
+            parse_value("gc_threshold", "1, 2,3"),
+            Ok(Value::GcThreshold([1, 2, 3]))
+        );
+        assert_eq!(
+            parse_value("leak_report", "out.txt"),
+            Ok(Value::LeakReport(LeakReport::File("out.txt".into())))
+        );
+        assert!(parse_value("log_file", "a\0b").is_err());
+        assert!(parse_value("nope", "1").is_err());
+        assert_eq!(
+            parse_conf(" malloc : debug ,, gc_debug,x:y:z"),
+            [("malloc", "debug"), ("gc_debug", ""), ("x", "y:z")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        );
     }
 }

@@ -102,6 +102,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(domain, size, zeroed)| Op::Alloc { domain, size, zeroed }),
         2 => (sel(), size()).prop_map(|(block, size)| Op::Realloc { block, size }),
         3 => sel().prop_map(|block| Op::Free { block }),
+        1 => (sel(), prop_oneof![Just(0xCDu8), Just(0xDD), Just(0xFD), Just(0), any::<u8>()])
+            .prop_map(|(block, byte)| Op::Fill { block, byte }),
         1 => (domain(), edge()).prop_map(|(domain, edge)| Op::Edge { domain, edge }),
         8 => (kind(), any::<bool>()).prop_map(|(kind, resurrect)| Op::New { kind, resurrect }),
         2 => sel().prop_map(|h| Op::Dup { h }),

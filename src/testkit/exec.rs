@@ -102,8 +102,8 @@ struct Executor {
     model: Model,
     /// Object id → address (dead objects stay until their death is checked).
     ptrs: BTreeMap<u64, usize>,
-    /// Block id → address.
-    blocks: BTreeMap<u64, usize>,
+    /// Block id → address and what the block should hold.
+    blocks: BTreeMap<u64, (usize, Vec<u8>)>,
     /// The driver's references, as really held (same order as the model's).
     handles: Vec<usize>,
     /// Callback calls seen per weak reference id.
@@ -326,16 +326,23 @@ impl Executor {
                 self.new_block(block, p, zeroed)?;
             }
             Step::Realloc { block, size } => {
-                let p = self.blocks[&block.id];
                 self.intact(block)?;
+                let (p, mut want) = self.blocks.remove(&block.id).unwrap();
                 // SAFETY: p is a live block of this domain.
                 let q = unsafe { realloc(block.domain, p as *mut c_void, size) } as usize;
-                ensure!(q != 0, "realloc to {size} failed");
-                ensure!(q % 16 == 0, "realloc gave {q:#x}, not 16-byte aligned");
+                if q == 0 {
+                    self.blocks.insert(block.id, (p, want));
+                    return Err(format!("realloc to {size} failed"));
+                }
                 let keep = block.size.min(size);
+                want.truncate(keep);
+                want.extend_from_slice(pattern(block.id, keep, size));
+                self.blocks.insert(block.id, (q, want));
+                ensure!(q % 16 == 0, "realloc gave {q:#x}, not 16-byte aligned");
+                let want = &self.blocks[&block.id].1;
                 // SAFETY: q is a live block of `size` bytes.
                 unsafe {
-                    if let Some(k) = differs(q, 0, keep, pattern(block.id, 0, keep)) {
+                    if let Some(k) = differs(q, 0, keep, &want[..keep]) {
                         return Err(format!("realloc lost byte {k} of {keep} kept"));
                     }
                     if self.opts.debug_fill && size > block.size {
@@ -345,13 +352,19 @@ impl Executor {
                     }
                     fill(q, block.id, keep, size);
                 }
-                self.blocks.insert(block.id, q);
             }
             Step::Free { block } => {
                 self.intact(block)?;
-                let p = self.blocks.remove(&block.id).unwrap();
+                let (p, _) = self.blocks.remove(&block.id).unwrap();
                 // SAFETY: a live block of this domain, freed once.
                 unsafe { free(block.domain, p as *mut c_void) };
+            }
+            Step::Fill { block, byte } => {
+                self.intact(block)?;
+                let (p, want) = self.blocks.get_mut(&block.id).unwrap();
+                // SAFETY: a live block of block.size bytes.
+                unsafe { ptr::write_bytes(*p as *mut u8, byte, block.size) };
+                want.fill(byte);
             }
             Step::Edge {
                 domain,
@@ -521,14 +534,16 @@ impl Executor {
             }
             fill(p, block.id, 0, block.size);
         }
-        self.blocks.insert(block.id, p);
+        let want = pattern(block.id, 0, block.size).to_vec();
+        self.blocks.insert(block.id, (p, want));
         Ok(())
     }
 
     fn intact(&self, block: MBlock) -> Result<(), String> {
-        let p = self.blocks[&block.id];
+        let (p, want) = &self.blocks[&block.id];
+        let p = *p;
         // SAFETY: p is a live block of block.size bytes.
-        match unsafe { differs(p, 0, block.size, pattern(block.id, 0, block.size)) } {
+        match unsafe { differs(p, 0, block.size, want) } {
             Some(k) => Err(format!(
                 "block #{} ({:?}, {} bytes at {p:#x}): byte {k} changed",
                 block.id, block.domain, block.size
@@ -570,7 +585,7 @@ impl Executor {
             }
             Edge::ReallocHuge(_) => {
                 let b = block.unwrap();
-                let p = self.blocks[&b.id];
+                let p = self.blocks[&b.id].0;
                 // SAFETY: p is a live block of this domain.
                 let q = unsafe { realloc(d, p as *mut c_void, HUGE) };
                 ensure!(q.is_null(), "realloc to PY_SSIZE_T_MAX + 1 gave memory");
@@ -828,7 +843,7 @@ impl Executor {
         let mut spans: Vec<(usize, usize, String)> = Vec::new();
         for b in &m.blocks {
             self.intact(*b)?;
-            let p = self.blocks[&b.id];
+            let p = self.blocks[&b.id].0;
             spans.push((p, p + b.size.max(1), format!("block #{}", b.id)));
         }
         for (id, o) in m.live() {
@@ -965,7 +980,7 @@ impl Executor {
             self.handles.extend(ev.lazarus.iter().map(|&(_, p)| p));
         }
         for b in &self.model.blocks {
-            if let Some(p) = self.blocks.remove(&b.id) {
+            if let Some((p, _)) = self.blocks.remove(&b.id) {
                 // SAFETY: a live block of this domain.
                 unsafe { free(b.domain, p as *mut c_void) };
             }

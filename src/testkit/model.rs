@@ -175,6 +175,13 @@ pub enum Step {
         /// The block.
         block: MBlock,
     },
+    /// Every byte of `block` set to `byte` (by the driver, not pyheap).
+    Fill {
+        /// The block.
+        block: MBlock,
+        /// The byte.
+        byte: u8,
+    },
     /// An edge case; `block` is the new block (`ReallocNull`,
     /// `CallocZero`) or the block given (`ReallocHuge`).
     Edge {
@@ -450,6 +457,10 @@ impl Model {
                 self.blocks.retain(|x| x.id != b.id);
                 Step::Free { block: b }
             }
+            Op::Fill { block, byte } => match Self::pick(&self.blocks, block) {
+                Some(b) => Step::Fill { block: b, byte },
+                None => Step::Skip,
+            },
             Op::Edge { domain, edge } => {
                 let block = match edge {
                     Edge::ReallocNull(n) | Edge::CallocZero(n) => Some(

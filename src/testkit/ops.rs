@@ -116,6 +116,14 @@ pub enum Op {
         /// Selects the block.
         block: usize,
     },
+    /// The driver writes `byte` over a whole block (the debug allocator's
+    /// own fill bytes included: data may look like anything).
+    Fill {
+        /// Selects the block.
+        block: usize,
+        /// The byte.
+        byte: u8,
+    },
     /// An allocator edge case in a domain.
     Edge {
         /// The domain.
@@ -209,6 +217,17 @@ pub fn decode(data: &[u8], max_ops: usize) -> Vec<Op> {
     ops
 }
 
+/// Like [`decode`], but only allocations, reallocations, frees, fills and
+/// edge cases.
+pub fn decode_memory(data: &[u8], max_ops: usize) -> Vec<Op> {
+    let mut r = Reader { data, pos: 0 };
+    let mut ops = Vec::new();
+    while r.pos < data.len() && ops.len() < max_ops {
+        ops.push(r.memory_op());
+    }
+    ops
+}
+
 struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
@@ -251,7 +270,7 @@ impl Reader<'_> {
     }
 
     fn op(&mut self) -> Op {
-        match self.u8() % 20 {
+        match self.u8() % 21 {
             0 | 1 => Op::Alloc {
                 domain: self.domain(),
                 size: self.size(),
@@ -262,18 +281,7 @@ impl Reader<'_> {
                 size: self.size(),
             },
             3 => Op::Free { block: self.sel() },
-            4 => {
-                let domain = self.domain();
-                let edge = match self.u8() % 6 {
-                    0 => Edge::FreeNull,
-                    1 => Edge::ReallocNull(self.size()),
-                    2 => Edge::MallocHuge,
-                    3 => Edge::CallocOverflow,
-                    4 => Edge::CallocZero(self.size()),
-                    _ => Edge::ReallocHuge(self.sel()),
-                };
-                Op::Edge { domain, edge }
-            }
+            4 => self.edge(),
             5 | 6 => {
                 let b = self.u8();
                 Op::New {
@@ -319,7 +327,7 @@ impl Reader<'_> {
                     Op::Unfreeze
                 }
             }
-            _ => {
+            19 => {
                 let enabled = self.u8() & 1 == 1;
                 let t0 = self.u16() % 40;
                 let t1 = self.u8() % 8;
@@ -329,7 +337,51 @@ impl Reader<'_> {
                     threshold: [t0, u16::from(t1), u16::from(t2)],
                 }
             }
+            _ => self.fill(),
         }
+    }
+
+    fn fill(&mut self) -> Op {
+        let block = self.sel();
+        let byte = match self.u8() % 6 {
+            0 => 0xCD,
+            1 => 0xDD,
+            2 => 0xFD,
+            3 => 0,
+            _ => self.u8(),
+        };
+        Op::Fill { block, byte }
+    }
+
+    /// Memory operations only (for the debug allocator's target).
+    fn memory_op(&mut self) -> Op {
+        match self.u8() % 7 {
+            0 | 1 => Op::Alloc {
+                domain: self.domain(),
+                size: self.size(),
+                zeroed: self.u8() & 1 == 1,
+            },
+            2 | 3 => Op::Realloc {
+                block: self.sel(),
+                size: self.size(),
+            },
+            4 => Op::Free { block: self.sel() },
+            5 => self.fill(),
+            _ => self.edge(),
+        }
+    }
+
+    fn edge(&mut self) -> Op {
+        let domain = self.domain();
+        let edge = match self.u8() % 6 {
+            0 => Edge::FreeNull,
+            1 => Edge::ReallocNull(self.size()),
+            2 => Edge::MallocHuge,
+            3 => Edge::CallocOverflow,
+            4 => Edge::CallocZero(self.size()),
+            _ => Edge::ReallocHuge(self.sel()),
+        };
+        Op::Edge { domain, edge }
     }
 }
 
