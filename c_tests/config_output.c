@@ -12,20 +12,9 @@
 #include <unistd.h>
 
 #include "compat.h"
+#include "capture.h"
 #include "harness.h"
 #include "weak_nodes.h"
-
-static char got[2048];
-static size_t got_len;
-
-static void collect(const char *text, size_t len, void *ctx) {
-    (void)ctx;
-    if (got_len + len < sizeof got) {
-        memcpy(got + got_len, text, len);
-        got_len += len;
-        got[got_len] = 0;
-    }
-}
 
 int main(void) {
     CHECK(weak_types_ready());
@@ -36,8 +25,7 @@ int main(void) {
     Py_DECREF(leaf); /* the callback fails: an unraisable report */
     CHECK(strstr(got, "exception ignored in: <test.Recorder object") != NULL);
     /* So do the collector's debug lines. */
-    got_len = 0;
-    got[0] = 0;
+    capture_reset();
     PyHeap_GC_SetDebug(PyHeap_GC_DEBUG_STATS);
     PyHeap_GC_Collect(2);
     PyHeap_GC_SetDebug(0);

@@ -11,19 +11,8 @@
 #include <unistd.h>
 
 #include "compat.h"
+#include "capture.h"
 #include "harness.h"
-
-static char got[1 << 16];
-static size_t got_len;
-
-static void collect(const char *text, size_t len, void *ctx) {
-    (void)ctx;
-    if (got_len + len < sizeof got) {
-        memcpy(got + got_len, text, len);
-        got_len += len;
-        got[got_len] = 0;
-    }
-}
 
 static int count(const char *hay, const char *needle) {
     int n = 0;
@@ -109,8 +98,7 @@ int main(void) {
     CHECKF(after.pools_dirty == 0, "%zu dirty pools", after.pools_dirty);
 
     /* Again, listing the objects (the first two are still there). */
-    got_len = 0;
-    got[0] = 0;
+    capture_reset();
     Py_Initialize();
     legacy_cycle();
     PyHeap_GC_SetDebug(PyHeap_GC_DEBUG_UNCOLLECTABLE);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "pyheap.h"
+#include "capture.h"
 #include "harness.h"
 
 typedef struct {
@@ -51,21 +52,9 @@ static PyTypeObject Node_Type = {
     .tp_finalize = node_finalize,
 };
 
-static char got[4096];
-static size_t got_len;
-
-static void collect_output(const char *text, size_t len, void *ctx) {
-    (void)ctx;
-    if (got_len + len < sizeof got) {
-        memcpy(got + got_len, text, len);
-        got_len += len;
-        got[got_len] = 0;
-    }
-}
-
 int main(void) {
     CHECK(PyType_Ready(&Node_Type) == 0);
-    PyHeap_SetOutput(collect_output, NULL);
+    PyHeap_SetOutput(collect, NULL);
 
     /* A pair in a cycle, dropped. */
     Node *a = PyObject_GC_New(Node, &Node_Type);
