@@ -242,6 +242,12 @@ impl ArenaTable {
         }
     }
 
+    /// The first arena of bucket `nfree` (`1..=64`), or NONE; the others
+    /// follow through `next`.
+    pub fn first_in_bucket(&self, nfree: usize) -> u32 {
+        self.bucket[nfree]
+    }
+
     /// Live arenas with their indices.
     pub fn live(&self) -> impl Iterator<Item = (u32, &Arena)> {
         self.slots

@@ -16,12 +16,32 @@
 //! 1. `used[c]` is the sentinel iff no pool of class `c` is partly used;
 //!    otherwise it heads a null-terminated, doubly linked list of exactly the
 //!    pools of class `c` that are neither full nor free.
-//! 2. `dirty_pools` is the number of dirty bits over all arenas but the
-//!    spare; only purgeable arenas have dirty bits. The spare's free pools
-//!    are a deliberate cache of at most 1 MiB: they are neither counted nor
-//!    purged, so a program that frees and reallocates a heap's worth of
-//!    blocks in rounds reuses them without faulting their pages in again.
-//! 3. At most one arena is wholly free, and if one is, it is `spare`.
+//! 2. `dirty_pools` is the number of dirty bits over all arenas; only
+//!    purgeable arenas have dirty bits, and `pools_in_use` is the number of
+//!    pools in use over all arenas.
+//! 3. `spare` is NONE or a wholly free arena; every other wholly free arena
+//!    is purgeable (a custom arena is given back as soon as it is wholly
+//!    free and not the spare), so it has 64 pools.
+//! 4. After every operation `dirty_pools` is at most the budget,
+//!    `max(purge_threshold, purge_ratio * pools_in_use)`, or every dirty
+//!    pool is the spare's.
+//! 5. If a wholly free arena other than the spare exists, `dirty_pools` is
+//!    at most `purge_ratio * pools_in_use`.
+//!
+//! Giving memory back (`pool_emptied`, `give_back`): free pools keep their
+//! pages (dirty) while they are within the budget, which grows with the
+//! heap, so a program that frees in bursts and allocates again (a tracing
+//! collector's sweep) reuses resident pages instead of faulting them in
+//! again. Past the budget the emptiest arenas give back first, down to
+//! three quarters of the budget (not less: what is given back must be
+//! faulted in again when the heap grows back): a wholly free arena is
+//! unmapped, another arena's dirty pools are purged with `madvise`.
+//! Allocation takes pools from the fullest arenas, so the emptiest ones are
+//! those it would reuse last. Wholly free arenas beyond the spare stay
+//! only within the budget's proportional part (invariant 5), so once
+//! everything is freed only the spare is left. The spare, one wholly free arena, is given back
+//! only by `trim`: a program that frees and reallocates a small heap's
+//! worth of blocks in rounds keeps its pages.
 
 use core::ptr;
 
@@ -62,9 +82,16 @@ fn sentinel() -> *mut PoolHeader {
     ptr::addr_of!(EMPTY_POOL.0).cast_mut()
 }
 
-/// Default number of free pools whose pages may stay resident before they
-/// are all given back to the OS (64 pools = 1 MiB).
+/// Free pools whose pages may stay resident whatever the heap's size (64
+/// pools = 1 MiB): the budget's floor.
 pub(crate) const DEFAULT_PURGE_THRESHOLD: usize = 64;
+
+/// Free pools whose pages may stay resident per pool in use: the budget's
+/// proportional part. Lua's collector, for one, lets its heap grow to
+/// twice what survived the last collection, then frees the difference in
+/// a burst and allocates it again: free pools as many as those in use must
+/// stay resident, and twice as many leave room (BENCHMARKS.md, "Lua").
+pub(crate) const DEFAULT_PURGE_RATIO: usize = 2;
 
 /// Counters kept for the statistics report.
 #[derive(Clone, Copy, Default, Debug)]
@@ -89,8 +116,11 @@ pub struct SmallHeap {
     arena_allocator: PyObjectArenaAllocator,
     spare: u32,
     dirty_pools: usize,
-    /// Dirty free pools tolerated before a purge.
+    pools_in_use: usize,
+    /// Dirty free pools always tolerated (the budget's floor).
     pub purge_threshold: usize,
+    /// Dirty free pools tolerated per pool in use.
+    pub purge_ratio: usize,
     /// Statistics counters.
     pub counters: HeapCounters,
 }
@@ -105,7 +135,9 @@ impl SmallHeap {
             arena_allocator: PyObjectArenaAllocator::DEFAULT,
             spare: NONE,
             dirty_pools: 0,
+            pools_in_use: 0,
             purge_threshold: DEFAULT_PURGE_THRESHOLD,
+            purge_ratio: DEFAULT_PURGE_RATIO,
             counters: HeapCounters {
                 arenas_allocated_total: 0,
                 arenas_reclaimed: 0,
@@ -289,16 +321,14 @@ impl SmallHeap {
                 None => return ptr::null_mut(),
             }
         }
-        if self.spare == idx {
-            // The spare's dirty pools count again once it is in use.
-            // SAFETY: idx came from the buckets or new_arena, so it names a
-            // live slot.
-            self.dirty_pools +=
-                unsafe { self.arenas.slot_mut(idx) }.dirty_mask.count_ones() as usize;
+        let was_spare = self.spare == idx;
+        if was_spare {
             self.spare = NONE;
         }
+        self.pools_in_use += 1;
         let (pool_addr, old_nfree) = {
-            // SAFETY: idx names a live slot, as above.
+            // SAFETY: idx came from the buckets or new_arena, so it names a
+            // live slot.
             let a = unsafe { self.arenas.slot_mut(idx) };
             let i = a.free_mask.trailing_zeros();
             let bit = 1u64 << i;
@@ -312,6 +342,13 @@ impl SmallHeap {
             (a.pool_addr(i), old)
         };
         self.arenas.refile(idx, old_nfree);
+        if was_spare {
+            // The spare's dirty pools are no longer exempt from the budget.
+            let budget = self.budget();
+            if self.dirty_pools > budget {
+                self.give_back(budget - budget / 4);
+            }
+        }
         let pool = pool_addr as *mut PoolHeader;
         // SAFETY: the pool was free in a live arena and is now ours to set up;
         // the used list of class c is empty (that is why we are here), so the
@@ -362,7 +399,7 @@ impl SmallHeap {
         }
         // SAFETY: a live header records its arena.
         let idx = unsafe { (*pool).arena };
-        let (old_nfree, wholly_free) = {
+        let (old_nfree, wholly_free, purgeable) = {
             // SAFETY: the arena of a live pool is a live slot.
             let a = unsafe { self.arenas.slot_mut(idx) };
             let bit = 1u64 << a.pool_index(pool as usize);
@@ -373,22 +410,48 @@ impl SmallHeap {
             }
             let old = a.nfree;
             a.nfree += 1;
-            (old, a.is_wholly_free())
+            (old, a.is_wholly_free(), a.purgeable)
         };
         self.arenas.refile(idx, old_nfree);
+        self.pools_in_use -= 1;
         if wholly_free {
             if self.spare == NONE {
                 self.spare = idx;
-                // SAFETY: as above.
-                self.dirty_pools -=
-                    unsafe { self.arenas.slot_mut(idx) }.dirty_mask.count_ones() as usize;
-            } else {
+            } else if !purgeable {
+                // A custom arena's pages are not counted: it goes at once.
                 self.release_arena(idx);
             }
         }
-        if self.dirty_pools > self.purge_threshold {
-            self.purge();
+        let budget = self.budget();
+        if self.dirty_pools > budget {
+            self.give_back(budget - budget / 4);
         }
+        if self.dirty_pools > self.purge_ratio.saturating_mul(self.pools_in_use) {
+            self.release_free_arenas();
+        }
+    }
+
+    /// Releases wholly free arenas other than the spare while the dirty
+    /// pools exceed the budget's proportional part (invariant 5), so that
+    /// once everything is freed only the spare is left.
+    #[inline(never)]
+    fn release_free_arenas(&mut self) {
+        // Only purgeable arenas, of 64 pools, stay wholly free beside the
+        // spare (invariant 3).
+        let mut idx = self.arenas.first_in_bucket(64);
+        while idx != NONE && self.dirty_pools > self.purge_ratio.saturating_mul(self.pools_in_use) {
+            let next = self.arenas.slots[idx as usize].next;
+            if idx != self.spare {
+                self.release_arena(idx);
+            }
+            idx = next;
+        }
+    }
+
+    /// Dirty free pools tolerated now (invariant 4).
+    pub fn budget(&self) -> usize {
+        self.purge_threshold
+            .max(self.pools_in_use.saturating_mul(self.purge_ratio))
     }
 
     /// # Safety
@@ -502,10 +565,9 @@ impl SmallHeap {
         debug_assert!(a.is_wholly_free());
         self.map.unregister(a.first_pool, a.pools_end());
         if self.spare == idx {
-            self.spare = NONE; // its dirty pools were not counted
-        } else {
-            self.dirty_pools -= a.dirty_mask.count_ones() as usize;
+            self.spare = NONE;
         }
+        self.dirty_pools -= a.dirty_mask.count_ones() as usize;
         self.arenas.remove(idx);
         if let Some(f) = a.allocator.free {
             // SAFETY: the arena is wholly free and unregistered: nothing of
@@ -524,31 +586,43 @@ impl SmallHeap {
         self.purge();
     }
 
-    /// Gives the pages of every dirty free pool back to the OS.
+    /// Gives back the memory of every free pool but the spare's: wholly
+    /// free arenas to their allocator, the pages of other dirty pools to
+    /// the OS.
     #[cold]
     pub fn purge(&mut self) {
-        let spare = self.spare;
-        for (idx, a) in self.arenas.slots.iter_mut().enumerate() {
-            if a.base == 0 || idx as u32 == spare {
-                continue;
+        self.give_back(0);
+    }
+
+    /// Gives back free memory, the emptiest arenas first, until at most
+    /// `low` dirty pools remain or only the spare's do: a wholly free arena
+    /// (not the spare) is released, another arena's dirty pools purged
+    /// (`madvise`, one call per run of consecutive pools).
+    #[cold]
+    #[inline(never)]
+    fn give_back(&mut self, low: usize) {
+        for nfree in (1..=64).rev() {
+            let mut idx = self.arenas.first_in_bucket(nfree);
+            while idx != NONE && self.dirty_pools > low {
+                // SAFETY: bucket members are live slots (arena.rs 3).
+                let a = unsafe { self.arenas.slot_mut(idx) };
+                let next = a.next;
+                if idx != self.spare && a.dirty_mask != 0 {
+                    if a.is_wholly_free() {
+                        self.release_arena(idx);
+                    } else {
+                        let purged = purge_arena(a);
+                        self.counters.pools_purged += purged;
+                        self.dirty_pools -= purged;
+                    }
+                }
+                // A released arena leaves its bucket; `next` stays live.
+                idx = next;
             }
-            let mut mask = a.dirty_mask;
-            while mask != 0 {
-                let start = mask.trailing_zeros();
-                let run = (mask >> start).trailing_ones();
-                // SAFETY: these pools are free (dirty ⊆ free) in a purgeable
-                // arena, a private anonymous mapping of ours.
-                unsafe { os::discard(a.pool_addr(start) as *mut u8, run as usize * POOL_SIZE) };
-                self.counters.pools_purged += run as usize;
-                mask &= if start + run >= 64 {
-                    0
-                } else {
-                    !0u64 << (start + run)
-                };
+            if self.dirty_pools <= low {
+                break;
             }
-            a.dirty_mask = 0;
         }
-        self.dirty_pools = 0;
     }
 
     /// Calls `f(class, pool header)` for every pool in use.
@@ -667,6 +741,11 @@ impl SmallHeap {
         self.dirty_pools
     }
 
+    /// Pools in use.
+    pub fn pools_in_use(&self) -> usize {
+        self.pools_in_use
+    }
+
     /// Checks every invariant of the pools, arenas and lists; the message
     /// names the invariant's number and module.
     pub fn check_invariants(&self) -> Result<(), String> {
@@ -674,21 +753,27 @@ impl SmallHeap {
             .check_invariants()
             .map_err(|e| format!("arena.rs {e}"))?;
         let mut dirty = 0;
-        let mut wholly_free = 0;
+        let mut in_use = 0;
+        let mut spare_dirty = 0;
+        let mut kept_free = 0;
         for (idx, a) in self.arenas.live() {
-            if idx != self.spare {
-                dirty += a.dirty_mask.count_ones() as usize;
-            }
+            dirty += a.dirty_mask.count_ones() as usize;
+            in_use += (a.npools - a.nfree) as usize;
             if !a.purgeable && a.dirty_mask != 0 {
                 return Err(format!("heap.rs (2) arena {idx}: dirty but not purgeable"));
             }
-            if a.is_wholly_free() {
-                wholly_free += 1;
-                if self.spare != idx {
+            if idx == self.spare {
+                spare_dirty = a.dirty_mask.count_ones() as usize;
+                if !a.is_wholly_free() {
+                    return Err(format!("heap.rs (3) spare arena {idx} in use"));
+                }
+            } else if a.is_wholly_free() {
+                if !a.purgeable || a.npools != 64 {
                     return Err(format!(
                         "heap.rs (3) arena {idx} wholly free but not the spare"
                     ));
                 }
+                kept_free += 1;
             }
             if !self.map.contains(a.first_pool) || !self.map.contains(a.pools_end() - 1) {
                 return Err(format!("radix.rs: arena {idx} not registered"));
@@ -714,8 +799,37 @@ impl SmallHeap {
                 self.dirty_pools
             ));
         }
-        if wholly_free > 1 {
-            return Err(format!("heap.rs (3) {wholly_free} wholly free arenas"));
+        if self.spare != NONE
+            && self
+                .arenas
+                .slots
+                .get(self.spare as usize)
+                .is_none_or(|a| a.base == 0)
+        {
+            return Err(format!(
+                "heap.rs (3) spare {} is not a live arena",
+                self.spare
+            ));
+        }
+        if in_use != self.pools_in_use {
+            return Err(format!(
+                "heap.rs (2) pools_in_use {} but {in_use} pools in use",
+                self.pools_in_use
+            ));
+        }
+        if self.dirty_pools > self.budget() && self.dirty_pools != spare_dirty {
+            return Err(format!(
+                "heap.rs (4) {} dirty pools, over the budget of {}",
+                self.dirty_pools,
+                self.budget()
+            ));
+        }
+        if kept_free > 0 && self.dirty_pools > self.purge_ratio.saturating_mul(in_use) {
+            return Err(format!(
+                "heap.rs (5) {kept_free} wholly free arenas kept beside the spare with {} \
+                 dirty pools for {in_use} in use",
+                self.dirty_pools
+            ));
         }
         // (1): the used lists hold exactly the partly used pools.
         let mut listed = 0;
@@ -752,6 +866,27 @@ impl SmallHeap {
         }
         Ok(())
     }
+}
+
+/// Purges the dirty pools of a purgeable arena (`madvise`, one call per
+/// run of consecutive pools) and clears its dirty mask; returns how many.
+fn purge_arena(a: &mut Arena) -> usize {
+    let mut mask = a.dirty_mask;
+    while mask != 0 {
+        let start = mask.trailing_zeros();
+        let run = (mask >> start).trailing_ones();
+        // SAFETY: these pools are free (dirty ⊆ free) in a purgeable arena,
+        // a private anonymous mapping of ours.
+        unsafe { os::discard(a.pool_addr(start) as *mut u8, run as usize * POOL_SIZE) };
+        mask &= if start + run >= 64 {
+            0
+        } else {
+            !0u64 << (start + run)
+        };
+    }
+    let n = a.dirty_mask.count_ones() as usize;
+    a.dirty_mask = 0;
+    n
 }
 
 /// Checks the invariants of `pool.rs` for one pool in use.

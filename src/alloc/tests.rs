@@ -54,9 +54,15 @@ fn intact(p: *mut u8, size: usize, tag: u8) -> bool {
     s.iter().all(|&b| b == tag)
 }
 
-fn run(ops: &[Op], custom_arenas: bool, purge_threshold: usize) -> Result<(), TestCaseError> {
+fn run(
+    ops: &[Op],
+    custom_arenas: bool,
+    purge_threshold: usize,
+    purge_ratio: usize,
+) -> Result<(), TestCaseError> {
     let mut heap = Box::new(SmallHeap::new());
     heap.purge_threshold = purge_threshold;
+    heap.purge_ratio = purge_ratio;
     if custom_arenas {
         heap.set_arena_allocator(PyObjectArenaAllocator {
             ctx: core::ptr::null_mut(),
@@ -122,12 +128,17 @@ proptest! {
 
     #[test]
     fn random_sequences_keep_every_invariant(ops in prop::collection::vec(op(), 1..3000)) {
-        run(&ops, false, 64)?;
+        run(&ops, false, 64, 2)?;
+    }
+
+    #[test]
+    fn eager_purging(ops in prop::collection::vec(op(), 1..3000)) {
+        run(&ops, false, 1, 0)?;
     }
 
     #[test]
     fn unaligned_arenas_and_eager_purging(ops in prop::collection::vec(op(), 1..3000)) {
-        run(&ops, true, 1)?;
+        run(&ops, true, 1, 0)?;
     }
 }
 
@@ -282,7 +293,8 @@ fn bad_pointers_are_diagnosed() {
 fn the_spare_arena_is_a_cache_not_purged() {
     use super::size_class::POOL_SIZE;
     let mut heap = Box::new(SmallHeap::new());
-    heap.purge_threshold = 0; // purge at every emptied pool
+    heap.purge_threshold = 0; // a budget of nothing: purge at every emptied pool
+    heap.purge_ratio = 0;
     // A little over one arena of 512-byte blocks: two arenas.
     let per_pool = (POOL_SIZE - super::pool::POOL_OVERHEAD) / 512;
     let blocks: Vec<*mut u8> = (0..per_pool * 70).map(|_| heap.alloc(512)).collect();
@@ -293,18 +305,61 @@ fn the_spare_arena_is_a_cache_not_purged() {
         assert!(freed);
         heap.check_invariants().unwrap();
     }
-    // One arena was released, the other stays as the spare, unpurged.
+    // One arena was released, the other stays as the spare: its dirty
+    // pools (with a budget of nothing, the last one emptied) are counted
+    // but not purged.
     assert_eq!(heap.arenas.live().count(), 1);
+    let dirty = heap.dirty_pools();
+    assert!(dirty > 0);
     let purged = heap.counters.pools_purged;
     heap.purge();
     assert_eq!(heap.counters.pools_purged, purged, "the spare was purged");
-    assert_eq!(heap.dirty_pools(), 0);
-    // Taking a pool from the spare counts its other dirty pools again.
+    assert_eq!(heap.dirty_pools(), dirty);
+    // Once a pool is taken from it, it is an arena like any other: its
+    // dirty pools are over the budget and purged.
     let b = heap.alloc(512);
     heap.check_invariants().unwrap();
-    assert!(heap.dirty_pools() > 0);
+    assert_eq!(heap.dirty_pools(), 0);
+    assert_eq!(heap.counters.pools_purged, purged + dirty);
     // SAFETY: b is live and freed once.
     let freed = unsafe { heap.free(b, "test") };
     assert!(freed);
     heap.check_invariants().unwrap();
+    assert_eq!(heap.arenas.live().count(), 1);
+}
+
+#[test]
+fn bursts_of_frees_reuse_resident_pools() {
+    use super::size_class::POOL_SIZE;
+    // A live set of 8 arenas' worth of 512-byte blocks; each round frees
+    // half of it (every other pool, so no arena empties) and allocates it
+    // again, as a tracing collector's sweep and the program after it do.
+    let mut heap = Box::new(SmallHeap::new());
+    let per_pool = (POOL_SIZE - super::pool::POOL_OVERHEAD) / 512;
+    let mut blocks: Vec<*mut u8> = (0..per_pool * 64 * 8).map(|_| heap.alloc(512)).collect();
+    for _ in 0..20 {
+        for (i, b) in blocks.iter_mut().enumerate() {
+            if (i / per_pool) % 2 == 1 {
+                // SAFETY: each block is live and freed once.
+                unsafe { assert!(heap.free(*b, "test")) };
+                *b = core::ptr::null_mut();
+            }
+        }
+        heap.check_invariants().unwrap();
+        assert_eq!(heap.dirty_pools(), 64 * 4, "freed pools stay resident");
+        for b in blocks.iter_mut().filter(|b| b.is_null()) {
+            *b = heap.alloc(512);
+        }
+        heap.check_invariants().unwrap();
+    }
+    assert_eq!(heap.counters.pools_purged, 0);
+    // Free everything: the budget shrinks with the pools in use, so all
+    // but the spare is given back.
+    for &b in &blocks {
+        // SAFETY: each block is live and freed once.
+        unsafe { assert!(heap.free(b, "test")) };
+    }
+    heap.check_invariants().unwrap();
+    assert_eq!(heap.arenas.live().count(), 1);
+    assert!(heap.dirty_pools() <= 64);
 }
