@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
 # Lua benchmark: the Lua 5.4 host of examples/lua/ built once per allocator,
-# running the programs of bench/lua/: pyheap as the host uses it, the same
-# with pyheap's default arena allocator (which purges free pools with
-# madvise), the plain PyObject_Realloc and PyMem_Realloc hosts, glibc,
-# mimalloc, and CPython 3.11's pymalloc.
+# running the programs of bench/lua/: pyheap as the host uses it, the plain
+# PyObject_Realloc and PyMem_Realloc hosts, glibc, mimalloc, and CPython
+# 3.11's pymalloc.
 #   bash bench/lua_run.sh [time]     each program RUNS times (5 by default)
 #                                    per allocator, allocators interleaved
 #                                    (their order rotates every run); median
 #                                    CPU and wall time, the median of the
 #                                    per-run CPU time ratios to glibc, and
-#                                    the median peak RSS
+#                                    the median peak RSS and page faults
 #   bash bench/lua_run.sh callgrind  each (program, allocator) once under
 #                                    callgrind at a smaller size: the whole
 #                                    run's instructions (lua_newstate to
@@ -48,13 +47,12 @@ build() { # name, then flags
 }
 pylibs=("$lib" -llua5.4 -lpthread -ldl -lm)
 build pyheap -DALLOC_PYHEAP "${pylibs[@]}"
-build pyheap-madvise -DALLOC_PYHEAP -DLUAHOST_DEFAULT_ARENAS "${pylibs[@]}"
 build pyheap-obj -DALLOC_PYHEAP_OBJ "${pylibs[@]}"
 build pyheap-mem -DALLOC_PYHEAP_MEM "${pylibs[@]}"
 # The plain variants run the same code but for the domain (and for the
 # OBJ one, new blocks and resizes through PyObject_Realloc): their
 # instructions tell the difference; timing them too takes ALL=1.
-allocs=(pyheap pyheap-madvise)
+allocs=(pyheap)
 if [ "$mode" = callgrind ] || [ "${ALL:-0}" = 1 ]; then allocs+=(pyheap-obj pyheap-mem); fi
 build glibc -DALLOC_GLIBC -llua5.4
 allocs+=(glibc)
@@ -172,7 +170,8 @@ else:
     runs = len(rows[progs[0]][allocs[0]])
     print(f"Median over {runs} interleaved runs: CPU time (user + system) in seconds "
           "(x = median of the per-run ratios to glibc), wall time in brackets; "
-          "peak RSS in MiB (getrusage), and its growth over the RSS at start-up in brackets\n")
+          "peak RSS in MiB (getrusage), and its growth over the RSS at start-up in brackets; "
+          "minor page faults from lua_newstate to lua_close\n")
     pairs = [b for b in ("cpython-3.11", "mimalloc") if b in allocs]
     print("| program | " + " | ".join(allocs) + "".join(f" | pyheap / {b}" for b in pairs) + " |")
     print("|---|" + "---:|" * (len(allocs) + len(pairs)))
@@ -200,6 +199,10 @@ else:
             cells.append(f"{m:.1f} [{g:.1f}]")
         cells += [f"{paired(p, 'maxrss_kib', b):.2f}x" for b in pairs]
         print(f"| {p} RSS | " + " | ".join(cells) + " |")
+        cells = [f"{statistics.median(float(r['minflt']) for r in rows[p][a]):,.0f}"
+                 for a in allocs]
+        cells += [f"{paired(p, 'minflt', b):.2f}x" for b in pairs]
+        print(f"| {p} page faults | " + " | ".join(cells) + " |")
 for p in progs:
     print(f"\n{p}: {rows[p][allocs[0]][0]['result']}", end="")
 print()

@@ -8,9 +8,7 @@
  *
  *   -DALLOC_PYHEAP      pyheap's OBJ domain (the default): PyObject_Malloc
  *                       for new blocks, PyObject_Free, and resizes of
- *                       pooled blocks done with the old size; arenas from
- *                       the host's own arena allocator (both below; with
- *                       -DLUAHOST_DEFAULT_ARENAS, pyheap's)
+ *                       pooled blocks done with the old size (below)
  *   -DALLOC_PYHEAP_OBJ  PyObject_Realloc / PyObject_Free, nothing more
  *   -DALLOC_PYHEAP_MEM  PyMem_Realloc / PyMem_Free, nothing more
  *   -DALLOC_GLIBC       realloc / free
@@ -33,13 +31,11 @@
  * and the tracer add to each block and record its requested size, which a
  * resize they do not see would make wrong.
  *
- * pyheap's default arena allocator lets it give the pages of free pools
- * back to the OS (madvise) as soon as more than 64 of them are resident.
- * Lua's collector frees in bursts, and a burst followed by new allocations
- * then costs a page fault per 4 KiB page reused (binary_trees: 167,000
- * faults against pymalloc's 26,000, a fifth of its run time). The host
- * installs its own arena allocator (PyObject_SetArenaAllocator: mmap, one
- * arena at a time, given back whole), under which pyheap does not purge.
+ * pyheap runs with its default arenas, as any program would: it keeps the
+ * pages of free pools while they number at most twice the pools in use,
+ * so the bursts of frees of Lua's collector, followed by as many new
+ * blocks, reuse resident pages (docs/design/allocator.md, "Giving memory
+ * back").
  *
  * The global table `host` has
  *   host.alloc    the allocator's name
@@ -54,10 +50,12 @@
  *                 (false without accounting).
  *
  * On exit the host writes one line to stderr:
- *   luahost: alloc=NAME time_s=T cpu_s=C maxrss_kib=R start_rss_kib=S [...]
+ *   luahost: alloc=NAME time_s=T cpu_s=C maxrss_kib=R start_rss_kib=S
+ *            minflt=F [...]
  * with T the time from lua_newstate to lua_close, C the user and system
- * time the process spent in it, R the peak resident set (getrusage) and S
- * the resident set before Lua started. With accounting
+ * time the process spent in it, R the peak resident set (getrusage), S
+ * the resident set before Lua started and F the minor page faults taken
+ * in between. With accounting
  * it also checks, after lua_close, that every block and byte came back.
  * The function `luahost_run` is everything measured (callgrind toggles
  * collection on it; `luahost_alloc` is the allocator's share).
@@ -71,7 +69,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -143,29 +140,6 @@ __attribute__((noinline)) static void *pooled_resize(void *ptr, size_t osize, si
         PyObject_Free(ptr);
     }
     return q;
-}
-#endif
-
-#if defined(ALLOC_PYHEAP) && !defined(LUAHOST_DEFAULT_ARENAS)
-#define HOST_ARENAS 1
-/* Arenas from mmap, aligned to their size as pyheap's own are, but given
- * back only whole: pyheap purges free pools (madvise) only in arenas of
- * its default arena allocator (see the top). */
-static void *arena_alloc(void *ctx, size_t size) {
-    (void)ctx;
-    char *p = mmap(NULL, 2 * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return NULL;
-    char *a = (char *)(((uintptr_t)p + size - 1) & ~(uintptr_t)(size - 1));
-    if (a > p)
-        munmap(p, (size_t)(a - p));
-    munmap(a + size, (size_t)(p + size - a));
-    return a;
-}
-
-static void arena_free(void *ctx, void *ptr, size_t size) {
-    (void)ctx;
-    munmap(ptr, size);
 }
 #endif
 
@@ -365,10 +339,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s SCRIPT.lua [ARGS...]  (allocator: %s)\n", argv[0], ALLOC_NAME);
         return 2;
     }
-#ifdef HOST_ARENAS
-    PyObjectArenaAllocator arenas = {NULL, arena_alloc, arena_free};
-    PyObject_SetArenaAllocator(&arenas);
-#endif
 #ifdef ALLOC_PYHEAP
     plain_pool = malloc_mode_is("pymalloc") && !PyHeap_TraceMalloc_IsTracing();
 #endif
@@ -392,8 +362,9 @@ int main(int argc, char **argv) {
 
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     double cpu = cpu_seconds(&r1) - cpu_seconds(&r0);
-    fprintf(stderr, "luahost: alloc=%s time_s=%.4f cpu_s=%.4f maxrss_kib=%ld start_rss_kib=%ld",
-            ALLOC_NAME, secs, cpu, r1.ru_maxrss, start_rss);
+    fprintf(stderr,
+            "luahost: alloc=%s time_s=%.4f cpu_s=%.4f maxrss_kib=%ld start_rss_kib=%ld minflt=%ld",
+            ALLOC_NAME, secs, cpu, r1.ru_maxrss, start_rss, r1.ru_minflt - r0.ru_minflt);
 #ifdef ALLOC_PYHEAP
     fprintf(stderr, " plain_pool=%d", plain_pool);
 #endif
