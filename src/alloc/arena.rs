@@ -248,6 +248,11 @@ impl ArenaTable {
         self.bucket[nfree]
     }
 
+    /// Bit `nfree - 1` set iff bucket `nfree` is non-empty.
+    pub fn nonempty_buckets(&self) -> u64 {
+        self.nonempty
+    }
+
     /// Live arenas with their indices.
     pub fn live(&self) -> impl Iterator<Item = (u32, &Arena)> {
         self.slots

@@ -422,12 +422,16 @@ impl SmallHeap {
                 self.release_arena(idx);
             }
         }
-        let budget = self.budget();
-        if self.dirty_pools > budget {
-            self.give_back(budget - budget / 4);
-        }
+        // Within the proportional part (the usual case in a steady heap),
+        // nothing is over the budget and no free arena need go.
         if self.dirty_pools > self.purge_ratio.saturating_mul(self.pools_in_use) {
-            self.release_free_arenas();
+            let budget = self.budget();
+            if self.dirty_pools > budget {
+                self.give_back(budget - budget / 4);
+            }
+            if self.dirty_pools > self.purge_ratio.saturating_mul(self.pools_in_use) {
+                self.release_free_arenas();
+            }
         }
     }
 
@@ -601,7 +605,13 @@ impl SmallHeap {
     #[cold]
     #[inline(never)]
     fn give_back(&mut self, low: usize) {
-        for nfree in (1..=64).rev() {
+        // The non-empty buckets, emptiest first. Purging leaves an arena in
+        // its bucket and releasing empties bucket 64 only as it is walked,
+        // so the mask taken now stays right.
+        let mut buckets = self.arenas.nonempty_buckets();
+        while buckets != 0 {
+            let nfree = 64 - buckets.leading_zeros() as usize;
+            buckets &= !(1u64 << (nfree - 1));
             let mut idx = self.arenas.first_in_bucket(nfree);
             while idx != NONE && self.dirty_pools > low {
                 // SAFETY: bucket members are live slots (arena.rs 3).
