@@ -271,7 +271,10 @@ fn addr2line(path: &str, list: &[(usize, usize)]) -> Option<HashMap<usize, Vec<N
 }
 
 /// True for a frame of pyheap itself, of Rust's runtime or of the
-/// unwinder: the frames cut from the front of a native traceback.
+/// unwinder: the frames cut from the front of a native traceback. A
+/// program built with a sanitizer has its runtime's wrapper of
+/// `backtrace` on top (GCC's `__interceptor_backtrace`, LLVM's
+/// `___interceptor_backtrace`), which is the unwinder's too.
 pub fn is_own_frame(f: &NamedFrame, exported: &[&str]) -> bool {
     let n = f.function.as_str();
     n.starts_with("pyheap::")
@@ -287,6 +290,8 @@ pub fn is_own_frame(f: &NamedFrame, exported: &[&str]) -> bool {
         || n.starts_with("__GI_")
         || n == "backtrace"
         || n == "__backtrace"
+        || n.starts_with("__interceptor_backtrace")
+        || n.starts_with("___interceptor_backtrace")
         || f.filename.ends_with("pyheap_inline.h")
         || exported.binary_search(&n).is_ok()
 }
@@ -323,6 +328,21 @@ mod tests {
                 .any(|n| n.contains("captures_and_names_this_test")),
             "{names:?}"
         );
+    }
+
+    #[test]
+    fn sanitizer_wrappers_of_backtrace_are_own_frames() {
+        let frame = |function: &str| NamedFrame {
+            filename: "sanitizer_common_interceptors.inc".into(),
+            lineno: 4277,
+            function: function.into(),
+        };
+        // What GCC 12's AddressSanitizer puts on top (found by
+        // scripts/check-tools.sh asan: every traceback began there).
+        assert!(is_own_frame(&frame("__interceptor_backtrace.part.0"), &[]));
+        assert!(is_own_frame(&frame("__interceptor_backtrace"), &[]));
+        assert!(is_own_frame(&frame("___interceptor_backtrace"), &[]));
+        assert!(!is_own_frame(&frame("make_thing"), &[]));
     }
 
     #[test]
