@@ -149,8 +149,6 @@ for p in progs:
 if mode == "callgrind":
     print("Instructions from lua_newstate to lua_close (callgrind Ir, millions; "
           "x = ratio to glibc), and the allocator's share (luahost_alloc inclusive)\n")
-    print("| program | " + " | ".join(allocs) + " |")
-    print("|---|" + "---:|" * len(allocs))
     cost = {p: {a: callgrind_costs(rows[p][a][0]["cg"]) for a in allocs} for p in progs}
     pairs = [b for b in ("cpython-3.11", "mimalloc") if b in allocs]
     for i, title in [(0, None), (1, "Allocator instructions (luahost_alloc inclusive, "

@@ -2,6 +2,17 @@
  *
  *   luahost SCRIPT.lua [ARGS...]
  *
+ * Build, from the repository's root after `cargo build --release`
+ * (Debian: apt-get install liblua5.4-dev):
+ *
+ *   cc -O2 -Iinclude -I/usr/include/lua5.4 examples/lua/luahost.c \
+ *      target/release/libpyheap.a -llua5.4 -lpthread -ldl -lm -o luahost
+ *   ./luahost bench/lua/binary_trees.lua 15
+ *
+ * and the others with -DALLOC_GLIBC -llua5.4, -DALLOC_MIMALLOC -llua5.4
+ * -lmimalloc, -DALLOC_CPYTHON -llua5.4 -lpython3.11 (bench/lua_run.sh
+ * builds them all).
+ *
  * runs SCRIPT with the standard libraries, ARGS as the chunk's `...` and
  * in the global `arg` (arg[0] is the script), in a state made with
  * lua_newstate() over one of these lua_Alloc functions:
