@@ -22,11 +22,11 @@
 //! 3. `spare` is NONE or a wholly free arena; every other wholly free arena
 //!    is purgeable (a custom arena is given back as soon as it is wholly
 //!    free and not the spare), so it has 64 pools.
-//! 4. After every operation `dirty_pools` is at most the budget,
-//!    `max(purge_threshold, purge_ratio * pools_in_use)`, or every dirty
-//!    pool is the spare's.
-//! 5. If a wholly free arena other than the spare exists, `dirty_pools` is
-//!    at most `purge_ratio * pools_in_use`.
+//! 4. After every operation the dirty pools outside the spare
+//!    ([`SmallHeap::counted_dirty`]) are at most the budget,
+//!    `max(purge_threshold, purge_ratio * pools_in_use)`.
+//! 5. If a wholly free arena other than the spare exists, the dirty pools
+//!    outside the spare are at most `purge_ratio * pools_in_use`.
 //!
 //! Giving memory back (`pool_emptied`, `give_back`): free pools keep their
 //! pages (dirty) while they are within the budget, which grows with the
@@ -343,10 +343,14 @@ impl SmallHeap {
         };
         self.arenas.refile(idx, old_nfree);
         if was_spare {
-            // The spare's dirty pools are no longer exempt from the budget.
+            // The spare's dirty pools are no longer exempt from the budget
+            // (invariants 4 and 5).
             let budget = self.budget();
             if self.dirty_pools > budget {
                 self.give_back(budget - budget / 4);
+            }
+            if self.dirty_pools > self.purge_ratio.saturating_mul(self.pools_in_use) {
+                self.release_free_arenas();
             }
         }
         let pool = pool_addr as *mut PoolHeader;
@@ -424,12 +428,16 @@ impl SmallHeap {
         }
         // Within the proportional part (the usual case in a steady heap),
         // nothing is over the budget and no free arena need go.
+        // The spare's dirty pools are a cache of at most one arena, outside
+        // the budget: counted, a small heap beside a spare full of dirty
+        // pools would be over the budget at every pool that empties, and
+        // purge (and fault in again) a pool each time.
         if self.dirty_pools > self.purge_ratio.saturating_mul(self.pools_in_use) {
             let budget = self.budget();
-            if self.dirty_pools > budget {
+            if self.counted_dirty() > budget {
                 self.give_back(budget - budget / 4);
             }
-            if self.dirty_pools > self.purge_ratio.saturating_mul(self.pools_in_use) {
+            if self.counted_dirty() > self.purge_ratio.saturating_mul(self.pools_in_use) {
                 self.release_free_arenas();
             }
         }
@@ -443,13 +451,24 @@ impl SmallHeap {
         // Only purgeable arenas, of 64 pools, stay wholly free beside the
         // spare (invariant 3).
         let mut idx = self.arenas.first_in_bucket(64);
-        while idx != NONE && self.dirty_pools > self.purge_ratio.saturating_mul(self.pools_in_use) {
+        while idx != NONE
+            && self.counted_dirty() > self.purge_ratio.saturating_mul(self.pools_in_use)
+        {
             let next = self.arenas.slots[idx as usize].next;
             if idx != self.spare {
                 self.release_arena(idx);
             }
             idx = next;
         }
+    }
+
+    /// The dirty pools outside the spare: what the budget limits.
+    pub fn counted_dirty(&self) -> usize {
+        if self.spare == NONE {
+            return self.dirty_pools;
+        }
+        let spare = &self.arenas.slots[self.spare as usize];
+        self.dirty_pools - spare.dirty_mask.count_ones() as usize
     }
 
     /// Dirty free pools tolerated now (invariant 4).
@@ -613,7 +632,7 @@ impl SmallHeap {
             let nfree = 64 - buckets.leading_zeros() as usize;
             buckets &= !(1u64 << (nfree - 1));
             let mut idx = self.arenas.first_in_bucket(nfree);
-            while idx != NONE && self.dirty_pools > low {
+            while idx != NONE && self.counted_dirty() > low {
                 // SAFETY: bucket members are live slots (arena.rs 3).
                 let a = unsafe { self.arenas.slot_mut(idx) };
                 let next = a.next;
@@ -629,7 +648,7 @@ impl SmallHeap {
                 // A released arena leaves its bucket; `next` stays live.
                 idx = next;
             }
-            if self.dirty_pools <= low {
+            if self.counted_dirty() <= low {
                 break;
             }
         }
@@ -827,18 +846,17 @@ impl SmallHeap {
                 self.pools_in_use
             ));
         }
-        if self.dirty_pools > self.budget() && self.dirty_pools != spare_dirty {
+        let counted = self.dirty_pools - spare_dirty;
+        if counted > self.budget() {
             return Err(format!(
-                "heap.rs (4) {} dirty pools, over the budget of {}",
-                self.dirty_pools,
+                "heap.rs (4) {counted} dirty pools outside the spare, over the budget of {}",
                 self.budget()
             ));
         }
-        if kept_free > 0 && self.dirty_pools > self.purge_ratio.saturating_mul(in_use) {
+        if kept_free > 0 && counted > self.purge_ratio.saturating_mul(in_use) {
             return Err(format!(
-                "heap.rs (5) {kept_free} wholly free arenas kept beside the spare with {} \
-                 dirty pools for {in_use} in use",
-                self.dirty_pools
+                "heap.rs (5) {kept_free} wholly free arenas kept beside the spare with \
+                 {counted} dirty pools outside it for {in_use} in use"
             ));
         }
         // (1): the used lists hold exactly the partly used pools.

@@ -363,3 +363,48 @@ fn bursts_of_frees_reuse_resident_pools() {
     assert_eq!(heap.arenas.live().count(), 1);
     assert!(heap.dirty_pools() <= 64);
 }
+
+#[test]
+fn a_small_heap_beside_a_dirty_spare_purges_nothing() {
+    use super::size_class::POOL_SIZE;
+    // A large phase leaves the first arena wholly free as the spare, with
+    // every pool dirty, beside a small heap; then one block of a class
+    // with no partly used pool is allocated and freed again and again, so
+    // a pool empties each time. The spare's dirty pools are outside the
+    // budget: nothing may be purged (counted, they put the heap over the
+    // budget at every emptied pool, and a pool was purged and faulted in
+    // again each time).
+    let mut heap = Box::new(SmallHeap::new());
+    let per_pool = (POOL_SIZE - super::pool::POOL_OVERHEAD) / 512;
+    let blocks: Vec<*mut u8> = (0..per_pool * (64 + 10)).map(|_| heap.alloc(512)).collect();
+    let first = blocks[0] as usize & !(super::size_class::ARENA_SIZE - 1);
+    for &b in blocks
+        .iter()
+        .filter(|&&b| b as usize & !(super::size_class::ARENA_SIZE - 1) == first)
+    {
+        // SAFETY: each block is live and freed once.
+        unsafe { assert!(heap.free(b, "test")) };
+    }
+    heap.check_invariants().unwrap();
+    assert_eq!(heap.arenas.live().count(), 2);
+    assert!(heap.dirty_pools() >= 60, "the spare's pools are dirty");
+    let purged = heap.counters.pools_purged;
+    for _ in 0..1000 {
+        let p = heap.alloc(16);
+        // SAFETY: p is live and freed once.
+        unsafe { assert!(heap.free(p, "test")) };
+    }
+    heap.check_invariants().unwrap();
+    assert_eq!(
+        heap.counters.pools_purged, purged,
+        "pools purged in a steady small heap"
+    );
+    for &b in blocks
+        .iter()
+        .filter(|&&b| b as usize & !(super::size_class::ARENA_SIZE - 1) != first)
+    {
+        // SAFETY: the rest, each live and freed once.
+        unsafe { assert!(heap.free(b, "test")) };
+    }
+    heap.check_invariants().unwrap();
+}
