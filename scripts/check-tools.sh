@@ -35,8 +35,8 @@
 #
 # Needs valgrind (apt-get install -y valgrind) and gcc's sanitizer runtimes
 # (part of gcc on Debian). On the 2-core machine, shared with other work
-# (docs/robustness.md): the valgrind pass about 26 minutes, `ci` about 5 1/2,
-# the sanitizers about 5.
+# (docs/robustness.md): the valgrind pass about 21 minutes, `ci` about 5 1/2,
+# the sanitizers 3 to 5.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,10 +48,6 @@ MEMCHECK="$VALGRIND -q --error-exitcode=99 --leak-check=no"
 
 # Tests left out of the memcheck passes, and why:
 VALGRIND_SKIP=(
-    # A chain of a million objects (and a GC chain and a trashcan chain of
-    # as many) made and freed: many minutes per mode under memcheck.
-    # Its allocation paths are those of every other object test.
-    deep_chain
     # A timing test (the lock changes hands within a switch interval):
     # memcheck runs one thread at a time, on its own schedule, and the
     # waiter can miss its turn (it did in the debug mode, once in the
