@@ -35,7 +35,7 @@
 #
 # Needs valgrind (apt-get install -y valgrind) and gcc's sanitizer runtimes
 # (part of gcc on Debian). On the 2-core machine, shared with other work
-# (docs/robustness.md): the valgrind pass about 21 minutes, `ci` about 5 1/2,
+# (docs/robustness.md): the valgrind pass about 21 minutes, `ci` 4 to 5 1/2,
 # the sanitizers 3 to 5.
 set -euo pipefail
 cd "$(dirname "$0")/.."
