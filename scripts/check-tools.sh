@@ -9,8 +9,8 @@
 #        memcheck sees pooled blocks as it sees malloc's)
 #   bash scripts/check-tools.sh ci
 #        what CI runs: the same two memcheck passes over a fixed subset of
-#        the tests (CI_TESTS below), shortened: minutes instead of the
-#        full pass's half hour
+#        the tests (CI_TESTS below), shortened: 4 to 5 1/2 minutes
+#        instead of the full pass's 21
 #   bash scripts/check-tools.sh asan [filter...]
 #        built with -fsanitize=address,undefined, `malloc` mode
 #   bash scripts/check-tools.sh pools
