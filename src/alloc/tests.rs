@@ -142,6 +142,39 @@ proptest! {
     }
 }
 
+/// Phases of growth and shrinkage of large blocks: heaps of several arenas
+/// that shrink by a random part, so partial give-back, arenas kept wholly
+/// free beside the spare, and the spare's exemption are all reached.
+fn phases() -> impl Strategy<Value = Vec<Op>> {
+    prop::collection::vec((any::<bool>(), 1usize..4000, 257usize..=512), 1..8).prop_map(|ps| {
+        let mut ops = Vec::new();
+        for (grow, n, size) in ps {
+            if grow {
+                ops.extend((0..n).map(|i| Op::Alloc(size - i % 64)));
+            } else {
+                ops.extend((0..n).map(|i| Op::Free(i.wrapping_mul(2_654_435_761))));
+            }
+        }
+        ops
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// Any budget (threshold 0 to 199 pools, ratio 0 to 3), default or
+    /// unaligned arenas.
+    #[test]
+    fn any_budget_keeps_every_invariant(
+        threshold in 0usize..200,
+        ratio in 0usize..4,
+        custom in any::<bool>(),
+        ops in phases(),
+    ) {
+        run(&ops, custom, threshold, ratio)?;
+    }
+}
+
 #[test]
 fn many_pools_fill_arenas_and_give_them_back() {
     let mut heap = Box::new(SmallHeap::new());
