@@ -209,21 +209,20 @@ pub enum Op {
 /// Reads operations from fuzzer bytes. Every byte string decodes (missing
 /// bytes read as zero); at most `max_ops` operations.
 pub fn decode(data: &[u8], max_ops: usize) -> Vec<Op> {
-    let mut r = Reader { data, pos: 0 };
-    let mut ops = Vec::new();
-    while r.pos < data.len() && ops.len() < max_ops {
-        ops.push(r.op());
-    }
-    ops
+    decode_with(data, max_ops, |r| r.op())
 }
 
 /// Like [`decode`], but only allocations, reallocations, frees, fills and
 /// edge cases.
 pub fn decode_memory(data: &[u8], max_ops: usize) -> Vec<Op> {
+    decode_with(data, max_ops, |r| r.memory_op())
+}
+
+fn decode_with(data: &[u8], max_ops: usize, mut next: impl FnMut(&mut Reader) -> Op) -> Vec<Op> {
     let mut r = Reader { data, pos: 0 };
     let mut ops = Vec::new();
     while r.pos < data.len() && ops.len() < max_ops {
-        ops.push(r.memory_op());
+        ops.push(next(&mut r));
     }
     ops
 }
