@@ -72,6 +72,17 @@ static int choose_pins(int n) {
     return count;
 }
 
+/* Pins blocks with choose_pins(n), frees the others; returns the pins. */
+static int free_unpinned(int n) {
+    int pins = choose_pins(n);
+    for (int i = 0; i < n; i++) {
+        if (pinned[i]) continue;
+        PyObject_Free(blk[i]);
+        blk[i] = NULL;
+    }
+    return pins;
+}
+
 /* The rule, exactly: free two arenas a pool at a time (their first pools
  * pinned by one block) and check the dirty and purged counts after each
  * pool becomes free against a model of the rule. */
@@ -174,12 +185,7 @@ static void check_bursts(void) {
     CHECK(s2.arenas_allocated_total == s1.arenas_allocated_total);
 
     /* The quiet end. */
-    int pins = choose_pins(n);
-    for (int i = 0; i < n; i++) {
-        if (pinned[i]) continue;
-        PyObject_Free(blk[i]);
-        blk[i] = NULL;
-    }
+    int pins = free_unpinned(n);
     PyHeap_HeapStats s3 = stats();
     long r3 = rss();
     printf("bursts end: %d pins, %zu dirty pools, RSS %ld -> %ld -> %ld KiB\n",
@@ -201,12 +207,7 @@ static void check_rss(void) {
     long r1 = rss();
     CHECKF(s1.arenas_current >= ARENAS, "%zu arenas", s1.arenas_current);
 
-    int pins = choose_pins(n);
-    for (int i = 0; i < n; i++) {
-        if (pinned[i]) continue;
-        PyObject_Free(blk[i]);
-        blk[i] = NULL;
-    }
+    int pins = free_unpinned(n);
     PyHeap_HeapStats s2 = stats();
     long r2 = rss();
     printf("%d blocks, %d pins: arenas %zu -> %zu, purged %zu pools; "

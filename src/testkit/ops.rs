@@ -270,15 +270,8 @@ impl Reader<'_> {
 
     fn op(&mut self) -> Op {
         match self.u8() % 21 {
-            0 | 1 => Op::Alloc {
-                domain: self.domain(),
-                size: self.size(),
-                zeroed: self.u8() & 1 == 1,
-            },
-            2 => Op::Realloc {
-                block: self.sel(),
-                size: self.size(),
-            },
+            0 | 1 => self.alloc(),
+            2 => self.realloc(),
             3 => Op::Free { block: self.sel() },
             4 => self.edge(),
             5 | 6 => {
@@ -340,6 +333,21 @@ impl Reader<'_> {
         }
     }
 
+    fn alloc(&mut self) -> Op {
+        Op::Alloc {
+            domain: self.domain(),
+            size: self.size(),
+            zeroed: self.u8() & 1 == 1,
+        }
+    }
+
+    fn realloc(&mut self) -> Op {
+        Op::Realloc {
+            block: self.sel(),
+            size: self.size(),
+        }
+    }
+
     fn fill(&mut self) -> Op {
         let block = self.sel();
         let byte = match self.u8() % 6 {
@@ -355,15 +363,8 @@ impl Reader<'_> {
     /// Memory operations only (for the debug allocator's target).
     fn memory_op(&mut self) -> Op {
         match self.u8() % 7 {
-            0 | 1 => Op::Alloc {
-                domain: self.domain(),
-                size: self.size(),
-                zeroed: self.u8() & 1 == 1,
-            },
-            2 | 3 => Op::Realloc {
-                block: self.sel(),
-                size: self.size(),
-            },
+            0 | 1 => self.alloc(),
+            2 | 3 => self.realloc(),
             4 => Op::Free { block: self.sel() },
             5 => self.fill(),
             _ => self.edge(),
