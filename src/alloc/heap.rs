@@ -14,8 +14,13 @@
 //! Invariants beyond those of `pool.rs` and `arena.rs` (checked by
 //! [`SmallHeap::check_invariants`]):
 //! 1. `used[c]` is the sentinel iff no pool of class `c` is partly used;
-//!    otherwise it heads a null-terminated, doubly linked list of exactly the
-//!    pools of class `c` that are neither full nor free.
+//!    otherwise it heads a list of exactly the pools of class `c` that are
+//!    neither full nor free, linked by `nextpool` and ended by the sentinel,
+//!    and linked back by `prevpool` everywhere but at the head (whose
+//!    `prevpool` is stale, as are both links of a pool on no list: they are
+//!    written before they are read again). The shared sentinel is never
+//!    written, so a pool that fills up leaves the head of its list in two
+//!    instructions (`used[c] = nextpool`) without a test.
 //! 2. `dirty_pools` is the number of dirty bits over all arenas; only
 //!    purgeable arenas have dirty bits, and `pools_in_use` is the number of
 //!    pools in use over all arenas.
@@ -208,14 +213,9 @@ impl SmallHeap {
             h.count += 1;
             pool::mark_live(pool, block);
             if next.is_null() && !extend_from_virgin(pool) {
-                let succ = h.nextpool;
-                if succ.is_null() {
-                    self.used[c] = sentinel();
-                } else {
-                    (*succ).prevpool = ptr::null_mut();
-                    self.used[c] = succ;
-                    h.nextpool = ptr::null_mut();
-                }
+                // Full: its successor (a pool or the sentinel that ends
+                // every list) becomes the head (invariant 1).
+                self.used[c] = h.nextpool;
             }
         }
         // Pooled blocks are announced at their class size, so an in-place
@@ -371,6 +371,7 @@ impl SmallHeap {
                 }
             };
             valgrind::malloclike(block, class_size(c));
+            (*pool).nextpool = sentinel();
             self.used[c] = pool;
             block
         }
@@ -489,11 +490,10 @@ impl SmallHeap {
             debug_assert!(c < self.used.len());
             let slot = self.used.get_unchecked_mut(c);
             let head = *slot;
-            (*pool).prevpool = ptr::null_mut();
-            if head == sentinel() {
-                (*pool).nextpool = ptr::null_mut();
-            } else {
-                (*pool).nextpool = head;
+            (*pool).nextpool = head;
+            // The sentinel is shared and read-only: its links are never
+            // written. A head's own `prevpool` is not kept.
+            if head != sentinel() {
                 (*head).prevpool = pool;
             }
             *slot = pool;
@@ -506,16 +506,16 @@ impl SmallHeap {
         // SAFETY: caller's contract; its neighbours are live headers.
         unsafe {
             let (next, prev) = ((*pool).nextpool, (*pool).prevpool);
-            if prev.is_null() {
-                self.used[(*pool).szidx as usize] = if next.is_null() { sentinel() } else { next };
+            let slot = &mut self.used[(*pool).szidx as usize];
+            if *slot == pool {
+                // The head: its prevpool is stale.
+                *slot = next;
             } else {
                 (*prev).nextpool = next;
             }
-            if !next.is_null() {
+            if next != sentinel() {
                 (*next).prevpool = prev;
             }
-            (*pool).nextpool = ptr::null_mut();
-            (*pool).prevpool = ptr::null_mut();
         }
     }
 
@@ -864,13 +864,14 @@ impl SmallHeap {
         for c in 0..NB_SMALL_SIZE_CLASSES {
             let mut p = self.used[c];
             let mut prev: *mut PoolHeader = ptr::null_mut();
-            if p == sentinel() {
-                continue;
-            }
-            while !p.is_null() {
+            while p != sentinel() {
+                if p.is_null() || listed > self.pools_in_use {
+                    return Err(format!("heap.rs (1) class {c}'s used list is not ended"));
+                }
                 // SAFETY: list members are live headers (what we check).
                 let h = unsafe { &*p };
-                if h.szidx as usize != c || h.prevpool != prev || h.freeblock.is_null() {
+                let linked_back = prev.is_null() || h.prevpool == prev;
+                if h.szidx as usize != c || !linked_back || h.freeblock.is_null() {
                     return Err(format!(
                         "heap.rs (1) pool {:#x} misfiled in class {c}",
                         p as usize

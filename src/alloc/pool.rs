@@ -53,9 +53,10 @@ pub struct PoolHeader {
     pub count: u32,
     /// Size class.
     pub szidx: u32,
-    /// Next pool on the used list of this size class, or null.
+    /// Next pool on the used list of this size class, or the sentinel that
+    /// ends it (`heap.rs`, invariant 1).
     pub nextpool: *mut PoolHeader,
-    /// Previous pool on the used list, or null for the head.
+    /// Previous pool on the used list; stale at the head.
     pub prevpool: *mut PoolHeader,
     /// Index of the arena in the arena table.
     pub arena: u32,
@@ -274,8 +275,6 @@ pub unsafe fn init_pool(pool: *mut PoolHeader, arena: u32, c: usize) -> *mut u8 
         h.freeblock = second;
         h.count = 1;
         h.szidx = c as u32;
-        h.nextpool = ptr::null_mut();
-        h.prevpool = ptr::null_mut();
         h.arena = arena;
         h.nextoffset = (POOL_OVERHEAD + 2 * size) as u32;
         h.maxnextoffset = (POOL_SIZE - size) as u32;
@@ -314,8 +313,6 @@ pub unsafe fn reuse_pool(pool: *mut PoolHeader, arena: u32, c: usize) -> Option<
         }
         h.freeblock = next;
         h.count = 1;
-        h.nextpool = ptr::null_mut();
-        h.prevpool = ptr::null_mut();
         mark_live(pool, block);
         Some(block)
     }
