@@ -4,25 +4,27 @@
 //!
 //! The 48-bit user address space is cut into 1 MiB chunks. A two-level radix
 //! tree maps a chunk number to a 64-bit mask with one bit per 16 KiB pool of
-//! the chunk: the root (bits 34..48) is an array inside the heap, leaves
-//! (bits 20..34) are mapped on demand and kept until the heap is dropped.
-//! Addresses at or above 2^48 are never ours (an arena placed there is
-//! refused when registered), nor is anything in the first chunk, so NULL
-//! never is.
+//! the chunk: the root (bits 38..48, 1,024 slots) is an array inside the
+//! heap, leaves (bits 20..38, 2 MiB of address space each) are mapped on
+//! demand and kept until the heap is dropped. A leaf is mostly untouched:
+//! only the pages holding the masks of chunks that ever held an arena become
+//! resident, one 4 KiB page per 512 MiB of address space. A root slot
+//! without a leaf points at one shared, never written leaf of zeroes, so the
+//! test has no branch for it. Addresses at or above 2^48 are never ours (an
+//! arena placed there is refused when registered), nor is anything in the
+//! first chunk, so NULL never is.
 //!
 //! An arena's pooled range is pool-aligned at both ends, so a mask says
 //! exactly which addresses are ours even where an arena from a custom arena
 //! allocator starts or ends inside a chunk (two arenas may share one). A
 //! zeroed mask owns nothing, so freshly mapped leaves need no set-up, and
-//! the test is one shift and one bit test after the two loads.
-
-use core::ptr;
+//! the test is a range test, two dependent loads and a bit test.
 
 use super::os;
 use super::size_class::{ARENA_BITS, ARENA_SIZE, POOL_SIZE};
 
 const ADDRESS_BITS: u32 = 48;
-const LEAF_BITS: u32 = 14;
+const LEAF_BITS: u32 = 18;
 const ROOT_BITS: u32 = ADDRESS_BITS - ARENA_BITS - LEAF_BITS;
 const LEAF_LEN: usize = 1 << LEAF_BITS;
 const ROOT_LEN: usize = 1 << ROOT_BITS;
@@ -32,12 +34,29 @@ const _: () = assert!(
     "one mask bit per pool of a chunk"
 );
 
-/// Which pools of one 1 MiB chunk are ours: bit `i` is the pool at offset
-/// `i * POOL_SIZE`.
+/// Per chunk, which of its pools are ours: bit `i` of a chunk's mask is the
+/// pool at offset `i * POOL_SIZE`.
 type Leaf = [u64; LEAF_LEN];
+
+/// The leaf of every root slot that has none of its own: all zeroes, so it
+/// owns nothing. Never written (every writer replaces the slot first); the
+/// cell only keeps it out of read-only data, in zero-fill memory that costs
+/// nothing until read.
+struct EmptyLeaf(core::cell::UnsafeCell<Leaf>);
+
+// SAFETY: the leaf is never written, so threads share it as immutable data.
+unsafe impl Sync for EmptyLeaf {}
+
+static EMPTY_LEAF: EmptyLeaf = EmptyLeaf(core::cell::UnsafeCell::new([0; LEAF_LEN]));
+
+#[inline(always)]
+const fn empty_leaf() -> *mut Leaf {
+    EMPTY_LEAF.0.get()
+}
 
 /// The two-level map from chunk to pool mask.
 pub struct RadixMap {
+    /// Every slot points at a leaf: a mapped one, or [`EMPTY_LEAF`].
     root: [*mut Leaf; ROOT_LEN],
     /// Number of leaves mapped (for the statistics).
     pub leaves: usize,
@@ -56,12 +75,13 @@ impl RadixMap {
     /// An empty map.
     pub const fn new() -> Self {
         RadixMap {
-            root: [ptr::null_mut(); ROOT_LEN],
+            root: [empty_leaf(); ROOT_LEN],
             leaves: 0,
         }
     }
 
-    /// Bytes of leaf memory mapped.
+    /// Bytes of leaf memory mapped (address space: most of a leaf's pages
+    /// are never touched).
     pub fn leaf_bytes(&self) -> usize {
         self.leaves * core::mem::size_of::<Leaf>()
     }
@@ -79,13 +99,15 @@ impl RadixMap {
             return false;
         }
         let leaf = self.root[addr >> (ARENA_BITS + LEAF_BITS)];
-        if leaf.is_null() {
-            return false;
-        }
-        // SAFETY: a non-null root slot always points at a live leaf of
-        // LEAF_LEN entries (leaves are freed only in Drop), and the index is
-        // masked to LEAF_BITS.
-        let mask = unsafe { (*leaf)[(addr >> ARENA_BITS) & (LEAF_LEN - 1)] };
+        // SAFETY: every root slot points at a leaf of LEAF_LEN entries, a
+        // mapped one (unmapped only in Drop) or EMPTY_LEAF, and the index is
+        // masked to LEAF_BITS. The read goes through the raw pointer, so
+        // EMPTY_LEAF's cell is never borrowed.
+        let mask = unsafe {
+            leaf.cast::<u64>()
+                .add((addr >> ARENA_BITS) & (LEAF_LEN - 1))
+                .read()
+        };
         (mask >> ((addr >> POOL_BITS) & 63)) & 1 != 0
     }
 
@@ -94,7 +116,7 @@ impl RadixMap {
         if top >= ROOT_LEN {
             return Err(RegisterError::OutOfRange);
         }
-        if self.root[top].is_null() {
+        if self.root[top] == empty_leaf() {
             let leaf = os::map_aligned(core::mem::size_of::<Leaf>(), 4096);
             if leaf.is_null() {
                 return Err(RegisterError::NoMemory);
@@ -161,11 +183,11 @@ impl Default for RadixMap {
 impl Drop for RadixMap {
     fn drop(&mut self) {
         for slot in self.root.iter_mut() {
-            if !slot.is_null() {
+            if *slot != empty_leaf() {
                 // SAFETY: each non-null slot is a leaf mapped by entry_mut
                 // with exactly this size; nothing refers to it after drop.
                 unsafe { os::unmap(slot.cast(), core::mem::size_of::<Leaf>()) };
-                *slot = ptr::null_mut();
+                *slot = empty_leaf();
             }
         }
     }
@@ -228,6 +250,33 @@ mod tests {
         assert!(!m.contains(chunk - 1));
         m.unregister(chunk, chunk + 0xfc000);
         assert!(!m.contains(chunk));
+    }
+
+    #[test]
+    fn slots_without_a_leaf_own_nothing_and_the_empty_leaf_stays_zero() {
+        let mut m = Box::new(RadixMap::new());
+        // Three root slots: each range gets its own leaf, the slots between
+        // keep the shared empty one.
+        let bases = [0x0100_0000_0000usize, 0x1100_0000_0000, 0x7f00_0000_0000];
+        for &b in &bases {
+            m.register(b, b + ARENA_SIZE).unwrap();
+        }
+        assert_eq!(m.leaves, 3);
+        for &b in &bases {
+            assert!(m.contains(b) && m.contains(b + ARENA_SIZE - 1));
+            for other in [b + (1 << 38), b - (1 << 38), b + ARENA_SIZE] {
+                assert!(!m.contains(other), "address {other:#x}");
+            }
+        }
+        for &b in &bases {
+            m.unregister(b, b + ARENA_SIZE);
+        }
+        drop(m);
+        // SAFETY: nothing writes the empty leaf (what this checks); reading
+        // it through the raw pointer borrows nothing.
+        let all_zero =
+            (0..LEAF_LEN).all(|i| unsafe { empty_leaf().cast::<u64>().add(i).read() } == 0);
+        assert!(all_zero, "EMPTY_LEAF was written");
     }
 
     #[test]
