@@ -384,28 +384,60 @@ unsafe fn pooled_free_raw(rt: &mut Runtime, p: *mut u8) {
     unsafe { raw_domain_free(&rt.tables[0], p) }
 }
 
-/// Pooled realloc (CPython's `_PyObject_Realloc`, SPEC.md §2.8).
+/// Pooled realloc (CPython's `_PyObject_Realloc`, SPEC.md §2.8). Inline:
+/// a block that stays where it is costs the address map, one read of its
+/// state and the size test, without saving a register; moves and foreign
+/// blocks are tail calls.
 ///
 /// # Safety
 /// `p` is null or a live block of the MEM/OBJ defaults (or of RAW).
+#[inline(always)]
 pub unsafe fn pooled_realloc(rt: &mut Runtime, p: *mut u8, n: usize, api: &'static str) -> *mut u8 {
     if p.is_null() {
         return pooled_malloc(rt, n);
     }
     if !rt.heap.owns(p) {
-        // Not ours: pymalloc never adopts a foreign block.
         // SAFETY: caller's contract; p is a RAW block.
-        let q = unsafe { raw_domain_realloc(&rt.tables[0], p, n) };
-        if !q.is_null() {
-            rt.objects.move_raw(p, q);
-        }
-        return q;
+        return unsafe { realloc_foreign(rt, p, n) };
     }
     // SAFETY: p is pooled (one address-map lookup serves the whole call).
     let (size, object) = unsafe { rt.heap.owned_block(p, api) };
     if n > 0 && n <= size && 4 * n > 3 * size {
         return p; // shrinks by less than a quarter: keep it in place
     }
+    // SAFETY: owned_block found p allocated, of `size` bytes.
+    unsafe { realloc_move(rt, p, n, size, object) }
+}
+
+/// `pooled_realloc` of a block that is not pooled: pymalloc never adopts a
+/// foreign block, it goes to the RAW domain.
+///
+/// # Safety
+/// `p` is a live RAW block.
+#[inline(never)]
+unsafe fn realloc_foreign(rt: &mut Runtime, p: *mut u8, n: usize) -> *mut u8 {
+    // SAFETY: caller's contract.
+    let q = unsafe { raw_domain_realloc(&rt.tables[0], p, n) };
+    if !q.is_null() {
+        rt.objects.move_raw(p, q);
+    }
+    q
+}
+
+/// `pooled_realloc` of the pooled block `p` (`size` bytes, holding an
+/// object if `object` is Some) to a new block of `n` bytes.
+///
+/// # Safety
+/// `p` is an allocated pooled block of `size` bytes, as `owned_block` just
+/// found it.
+#[inline(never)]
+unsafe fn realloc_move(
+    rt: &mut Runtime,
+    p: *mut u8,
+    n: usize,
+    size: usize,
+    object: Option<bool>,
+) -> *mut u8 {
     let q = pooled_malloc(rt, n);
     if q.is_null() {
         return q;
@@ -417,10 +449,11 @@ pub unsafe fn pooled_realloc(rt: &mut Runtime, p: *mut u8, n: usize, api: &'stat
         }
     }
     // SAFETY: both blocks are live and distinct; we copy what both hold;
-    // p is pooled.
+    // p is a pooled block owned_block found allocated, and allocating q
+    // freed nothing.
     unsafe {
         ptr::copy_nonoverlapping(p, q, size.min(n));
-        rt.heap.free_owned(p, api);
+        rt.heap.free_live(p);
     }
     q
 }

@@ -265,6 +265,38 @@ impl SmallHeap {
             if !pool::take_live(pool, p) {
                 return self.report_bad_free(p, api);
             }
+            self.release(pool, p);
+        }
+    }
+
+    /// Frees the pooled block `p` that the caller has just found allocated
+    /// (with [`owned_block`](Self::owned_block), in the same call, nothing
+    /// freed since): as [`free_owned`](Self::free_owned) without testing
+    /// its live bit again. `realloc` moves a block with it.
+    ///
+    /// # Safety
+    /// `p` is an allocated pooled block, not used after it is freed.
+    #[inline(always)]
+    pub unsafe fn free_live(&mut self, p: *mut u8) {
+        let pool = pool_of(p);
+        // SAFETY: caller's contract: p starts an allocated block of pool.
+        unsafe {
+            pool::clear_live(pool, p);
+            self.release(pool, p);
+        }
+    }
+
+    /// What a free does once the block's bits are clear: the block goes on
+    /// its pool's free list, a full pool back on its used list, an empty
+    /// one to the slow path.
+    ///
+    /// # Safety
+    /// `p` is a block of the live pool `pool` whose live bit was just
+    /// cleared.
+    #[inline(always)]
+    unsafe fn release(&mut self, pool: *mut PoolHeader, p: *mut u8) {
+        // SAFETY: caller's contract.
+        unsafe {
             valgrind::freelike(p);
             valgrind::defined(p, core::mem::size_of::<*mut u8>()); // the link
             let h = &mut *pool;

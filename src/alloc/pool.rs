@@ -166,6 +166,20 @@ pub unsafe fn take_live(pool: *mut PoolHeader, p: *mut u8) -> bool {
     }
 }
 
+/// Clears the live and object bits of the allocated block at `p` (its live
+/// bit known set: no test).
+///
+/// # Safety
+/// `pool` must be the live header of the pool containing the allocated
+/// block `p`.
+#[inline(always)]
+pub unsafe fn clear_live(pool: *mut PoolHeader, p: *mut u8) {
+    let (word, shift) = state_slot(pool, p);
+    debug_assert!(granule_aligned(p));
+    // SAFETY: word points into the live header (caller's contract).
+    unsafe { *word &= (!3u64).rotate_left(shift) };
+}
+
 /// Marks the live block at `p` as holding an object (`gc`: after a GC header).
 ///
 /// # Safety
