@@ -154,16 +154,18 @@ impl ArenaTable {
 
     /// Call after changing `nfree` of a live arena from `old_nfree`: moves
     /// it from bucket `old_nfree` to bucket `nfree` (bucket 0 is no bucket).
-    #[inline]
-    pub fn refile(&mut self, idx: u32, old_nfree: u32) {
-        assert!((idx as usize) < self.slots.len(), "arena index {idx}");
-        // SAFETY: idx was just checked.
+    ///
+    /// # Safety
+    /// `idx` is a live slot, filed in bucket `old_nfree` (invariant 3 held
+    /// before its `nfree` changed).
+    #[inline(always)]
+    pub unsafe fn refile(&mut self, idx: u32, old_nfree: u32) {
+        // SAFETY: caller's contract.
         let new_nfree = unsafe { self.slot_mut(idx) }.nfree;
         if new_nfree == old_nfree {
             return;
         }
-        // SAFETY: idx is a live slot in bucket old_nfree (invariant 3 held
-        // before the caller changed nfree); both counts are <= 64.
+        // SAFETY: caller's contract; both counts are <= 64.
         unsafe {
             self.unlink_from(idx, old_nfree as usize);
             self.link_into(idx, new_nfree as usize);

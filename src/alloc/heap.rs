@@ -346,6 +346,23 @@ impl SmallHeap {
             self.used[c] == sentinel(),
             "class {c} still has a partly used pool"
         );
+        let idx = self.arenas.fullest_with_room();
+        if idx == NONE || idx == self.spare {
+            return self.alloc_from_new_arena(c);
+        }
+        // SAFETY: idx came from the buckets, so it names a live arena with a
+        // free pool.
+        unsafe {
+            let pool = self.take_pool(idx);
+            self.start_pool(pool, idx, c)
+        }
+    }
+
+    /// [`alloc_from_new_pool`](Self::alloc_from_new_pool) when no arena
+    /// but the spare has a free pool: the spare (then its dirty pools count
+    /// against the budget), else a new arena. Null if none could be had.
+    #[inline(never)]
+    fn alloc_from_new_arena(&mut self, c: usize) -> *mut u8 {
         let mut idx = self.arenas.fullest_with_room();
         if idx == NONE {
             match self.new_arena() {
@@ -357,10 +374,34 @@ impl SmallHeap {
         if was_spare {
             self.spare = NONE;
         }
+        // SAFETY: idx came from the buckets or new_arena, so it names a live
+        // arena with a free pool.
+        let pool = unsafe { self.take_pool(idx) };
+        if was_spare {
+            // The spare's dirty pools are no longer exempt from the budget
+            // (invariants 4 and 5).
+            let budget = self.budget();
+            if self.dirty_pools > budget {
+                self.give_back(budget - budget / 4);
+            }
+            if self.dirty_pools > self.purge_ratio.saturating_mul(self.pools_in_use) {
+                self.release_free_arenas();
+            }
+        }
+        // SAFETY: take_pool gave us the pool, which give_back and
+        // release_free_arenas leave alone (it is in use).
+        unsafe { self.start_pool(pool, idx, c) }
+    }
+
+    /// Takes the first free pool of arena `idx` into use (not yet set up).
+    ///
+    /// # Safety
+    /// `idx` names a live arena with a free pool.
+    #[inline(always)]
+    unsafe fn take_pool(&mut self, idx: u32) -> *mut PoolHeader {
         self.pools_in_use += 1;
         let (pool_addr, old_nfree) = {
-            // SAFETY: idx came from the buckets or new_arena, so it names a
-            // live slot.
+            // SAFETY: caller's contract.
             let a = unsafe { self.arenas.slot_mut(idx) };
             let i = a.free_mask.trailing_zeros();
             let bit = 1u64 << i;
@@ -373,22 +414,23 @@ impl SmallHeap {
             a.nfree -= 1;
             (a.pool_addr(i), old)
         };
-        self.arenas.refile(idx, old_nfree);
-        if was_spare {
-            // The spare's dirty pools are no longer exempt from the budget
-            // (invariants 4 and 5).
-            let budget = self.budget();
-            if self.dirty_pools > budget {
-                self.give_back(budget - budget / 4);
-            }
-            if self.dirty_pools > self.purge_ratio.saturating_mul(self.pools_in_use) {
-                self.release_free_arenas();
-            }
-        }
-        let pool = pool_addr as *mut PoolHeader;
+        // SAFETY: idx is live, in bucket old_nfree until now.
+        unsafe { self.arenas.refile(idx, old_nfree) };
+        pool_addr as *mut PoolHeader
+    }
+
+    /// Sets up the pool just taken from arena `idx` for class `c`, makes it
+    /// the only member of the class's used list and hands out its first
+    /// block.
+    ///
+    /// # Safety
+    /// `pool` was just taken with `take_pool(idx)`; class `c` has no partly
+    /// used pool.
+    #[inline(always)]
+    unsafe fn start_pool(&mut self, pool: *mut PoolHeader, idx: u32, c: usize) -> *mut u8 {
         // SAFETY: the pool was free in a live arena and is now ours to set up;
-        // the used list of class c is empty (that is why we are here), so the
-        // pool becomes its only member.
+        // the used list of class c is empty, so the pool becomes its only
+        // member.
         unsafe {
             let block = match pool::reuse_pool(pool, idx, c) {
                 Some(b) => b,
@@ -436,7 +478,7 @@ impl SmallHeap {
         }
         // SAFETY: a live header records its arena.
         let idx = unsafe { (*pool).arena };
-        let (old_nfree, wholly_free, purgeable) = {
+        let (old_nfree, wholly_free) = {
             // SAFETY: the arena of a live pool is a live slot.
             let a = unsafe { self.arenas.slot_mut(idx) };
             let bit = 1u64 << a.pool_index(pool as usize);
@@ -447,20 +489,30 @@ impl SmallHeap {
             }
             let old = a.nfree;
             a.nfree += 1;
-            (old, a.is_wholly_free(), a.purgeable)
+            (old, a.is_wholly_free())
         };
-        self.arenas.refile(idx, old_nfree);
+        // SAFETY: idx is live, in bucket old_nfree until now.
+        unsafe { self.arenas.refile(idx, old_nfree) };
         self.pools_in_use -= 1;
+        // Within the proportional part (the usual case in a steady heap),
+        // nothing is over the budget and no free arena need go.
+        if wholly_free || self.dirty_pools > self.purge_ratio.saturating_mul(self.pools_in_use) {
+            self.over_budget_or_wholly_free(idx, wholly_free);
+        }
+    }
+
+    /// The rest of [`pool_emptied`](Self::pool_emptied) when arena `idx` has
+    /// become wholly free or the dirty pools may be over the budget.
+    #[inline(never)]
+    fn over_budget_or_wholly_free(&mut self, idx: u32, wholly_free: bool) {
         if wholly_free {
             if self.spare == NONE {
                 self.spare = idx;
-            } else if !purgeable {
+            } else if !self.arenas.slots[idx as usize].purgeable {
                 // A custom arena's pages are not counted: it goes at once.
                 self.release_arena(idx);
             }
         }
-        // Within the proportional part (the usual case in a steady heap),
-        // nothing is over the budget and no free arena need go.
         // The spare's dirty pools are a cache of at most one arena, outside
         // the budget: counted, a small heap beside a spare full of dirty
         // pools would be over the budget at every pool that empties, and
