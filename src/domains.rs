@@ -307,15 +307,16 @@ pub unsafe extern "C" fn raw_free(_ctx: *mut c_void, p: *mut c_void) {
 pub fn pooled_malloc(rt: &mut Runtime, n: usize) -> *mut u8 {
     match rt.heap.try_alloc(n) {
         Some(p) => p,
-        None => pooled_malloc_slow(rt, n),
+        None => pooled_malloc_slow(n, rt),
     }
 }
 
 /// A new pool for a small request, else (a large request, or no arena) the
 /// RAW domain; NULL above `PY_SSIZE_T_MAX`. Kept out of line and
-/// tail-called, so the fast path saves no registers.
+/// tail-called, so the fast path saves no registers; `n` comes first, where
+/// the entry points receive it, so the jump needs no move.
 #[inline(never)]
-fn pooled_malloc_slow(rt: &mut Runtime, n: usize) -> *mut u8 {
+fn pooled_malloc_slow(n: usize, rt: &mut Runtime) -> *mut u8 {
     crate::lifecycle::lazy_initialize();
     if n > MAX_REQUEST {
         return ptr::null_mut();
@@ -367,14 +368,15 @@ pub unsafe fn pooled_free(rt: &mut Runtime, p: *mut u8, api: &'static str) {
     // its test waits for the slow path.
     if !rt.heap.owns(p) {
         // SAFETY: not pooled, so it came from the RAW domain.
-        return unsafe { pooled_free_raw(rt, p) };
+        return unsafe { pooled_free_raw(p, rt) };
     }
     // SAFETY: caller's contract; p is pooled.
     unsafe { rt.heap.free_owned(p, api) }
 }
 
+/// The RAW half of [`pooled_free`] (`p` first, as in `pooled_malloc_slow`).
 #[inline(never)]
-unsafe fn pooled_free_raw(rt: &mut Runtime, p: *mut u8) {
+unsafe fn pooled_free_raw(p: *mut u8, rt: &mut Runtime) {
     if p.is_null() {
         return;
     }

@@ -263,7 +263,7 @@ impl SmallHeap {
         // readable memory of ours (zeroes if the pool was never used).
         unsafe {
             if !pool::take_live(pool, p) {
-                return self.report_bad_free(p, api);
+                return Self::report_bad_free(p, api, self);
             }
             self.release(pool, p);
         }
@@ -457,9 +457,9 @@ impl SmallHeap {
     /// condition hides it.
     #[cold]
     #[inline(never)]
-    fn report_bad_free(&self, p: *mut u8, api: &'static str) {
+    fn report_bad_free(p: *mut u8, api: &'static str, heap: &Self) {
         if core::hint::black_box(true) {
-            self.bad_pointer(p, api)
+            heap.bad_pointer(p, api)
         }
     }
 

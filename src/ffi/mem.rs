@@ -80,13 +80,13 @@ fn domain_malloc(d: PyMemAllocatorDomain, size: usize) -> *mut c_void {
         // below it.
         return domains::pooled_malloc(rt, size).cast();
     }
-    installed_malloc(d, size)
+    installed_malloc(size, d)
 }
 
 /// `malloc` through an installed table (kept out of the fast path, which
-/// then needs no stack frame).
+/// then needs no stack frame; `size` first, where the entry point has it).
 #[inline(never)]
-fn installed_malloc(d: PyMemAllocatorDomain, size: usize) -> *mut c_void {
+fn installed_malloc(size: usize, d: PyMemAllocatorDomain) -> *mut c_void {
     if size > MAX_REQUEST {
         return ptr::null_mut();
     }
@@ -175,7 +175,7 @@ unsafe fn domain_free(d: PyMemAllocatorDomain, p: *mut c_void, api: &'static str
         return unsafe { domains::pooled_free(rt, p.cast(), api) };
     }
     // SAFETY: forwarded contract.
-    unsafe { installed_free(d, p) }
+    unsafe { installed_free(p, d) }
 }
 
 /// `free` through an installed table (kept out of the fast path).
@@ -183,7 +183,7 @@ unsafe fn domain_free(d: PyMemAllocatorDomain, p: *mut c_void, api: &'static str
 /// # Safety
 /// `p` is NULL or a live block of domain `d`, not used afterwards.
 #[inline(never)]
-unsafe fn installed_free(d: PyMemAllocatorDomain, p: *mut c_void) {
+unsafe fn installed_free(p: *mut c_void, d: PyMemAllocatorDomain) {
     // SAFETY: as in domain_malloc.
     let rt = unsafe { runtime() };
     let t = rt.tables[d as usize];
