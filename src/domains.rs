@@ -317,17 +317,42 @@ pub fn pooled_malloc(rt: &mut Runtime, n: usize) -> *mut u8 {
 /// the entry points receive it, so the jump needs no move.
 #[inline(never)]
 fn pooled_malloc_slow(n: usize, rt: &mut Runtime) -> *mut u8 {
-    crate::lifecycle::lazy_initialize();
+    if crate::lifecycle::needs_initialize() {
+        return pooled_malloc_first(n, rt);
+    }
+    if n.wrapping_sub(1) < crate::alloc::size_class::SMALL_REQUEST_THRESHOLD {
+        let c = crate::alloc::size_class::class_of(n);
+        // The usual case, a pool from an arena in use, is a tail call that
+        // cannot fail.
+        if let Some(idx) = rt.heap.pool_source() {
+            // SAFETY: idx is what pool_source just returned.
+            return unsafe { rt.heap.alloc_from_arena(idx, c) };
+        }
+        return pooled_malloc_new_arena(n, rt);
+    }
     if n > MAX_REQUEST {
         return ptr::null_mut();
     }
-    if n.wrapping_sub(1) < crate::alloc::size_class::SMALL_REQUEST_THRESHOLD {
-        let p = rt
-            .heap
-            .alloc_from_new_pool(crate::alloc::size_class::class_of(n));
-        if !p.is_null() {
-            return p;
-        }
+    pooled_malloc_raw(rt, n)
+}
+
+/// `pooled_malloc_slow` before the runtime was ever initialised.
+#[cold]
+#[inline(never)]
+fn pooled_malloc_first(n: usize, rt: &mut Runtime) -> *mut u8 {
+    crate::lifecycle::lazy_initialize();
+    pooled_malloc_slow(n, rt)
+}
+
+/// A small request when no arena in use has a free pool: the spare or a
+/// new arena, else (no arena could be had) the RAW domain.
+#[inline(never)]
+fn pooled_malloc_new_arena(n: usize, rt: &mut Runtime) -> *mut u8 {
+    let p = rt
+        .heap
+        .alloc_from_new_arena(crate::alloc::size_class::class_of(n));
+    if !p.is_null() {
+        return p;
     }
     pooled_malloc_raw(rt, n)
 }

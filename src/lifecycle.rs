@@ -76,9 +76,17 @@ pub fn initialize() {
 /// initialises a runtime that was never initialised.
 #[inline(always)]
 pub fn lazy_initialize() {
-    if STATE.load(Ordering::Relaxed) == FRESH {
+    if needs_initialize() {
         lazy_initialize_slow();
     }
+}
+
+/// True until the runtime's first initialisation: what [`lazy_initialize`]
+/// tests, for a slow path that branches to a function of its own instead of
+/// making room for the call.
+#[inline(always)]
+pub fn needs_initialize() -> bool {
+    STATE.load(Ordering::Relaxed) == FRESH
 }
 
 #[cold]

@@ -32,7 +32,7 @@ pub struct Arena {
     pub free_mask: u64,
     /// Bit `i` set iff pool `i` is free but its pages may still be resident.
     pub dirty_mask: u64,
-    /// Links in the bucket list for `nfree`.
+    /// Links in the bucket list for `nfree` (stale while `nfree` is 0).
     pub next: u32,
     /// See `next`.
     pub prev: u32,
@@ -223,12 +223,11 @@ impl ArenaTable {
         // SAFETY: caller's contract; the neighbours are live arenas of the
         // same bucket (invariant 3).
         unsafe {
+            // The arena's own links go stale: link_into rewrites them, and
+            // an arena in no bucket has none that are read.
             let (next, prev) = {
                 let a = self.slot_mut(idx);
-                let links = (a.next, a.prev);
-                a.next = NONE;
-                a.prev = NONE;
-                links
+                (a.next, a.prev)
             };
             if prev != NONE {
                 self.slot_mut(prev).next = next;

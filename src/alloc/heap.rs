@@ -342,16 +342,36 @@ impl SmallHeap {
     /// had.
     #[inline(never)]
     pub(crate) fn alloc_from_new_pool(&mut self, c: usize) -> *mut u8 {
+        match self.pool_source() {
+            // SAFETY: pool_source names a live arena with a free pool.
+            Some(idx) => unsafe { self.alloc_from_arena(idx, c) },
+            None => self.alloc_from_new_arena(c),
+        }
+    }
+
+    /// The arena the next new pool comes from, the fullest with a free
+    /// pool, when that is neither the spare nor a new arena (then
+    /// [`alloc_from_new_arena`](Self::alloc_from_new_arena) has work to do).
+    #[inline(always)]
+    pub fn pool_source(&self) -> Option<u32> {
+        let idx = self.arenas.fullest_with_room();
+        (idx != NONE && idx != self.spare).then_some(idx)
+    }
+
+    /// [`alloc_from_new_pool`](Self::alloc_from_new_pool) from arena `idx`,
+    /// which [`pool_source`](Self::pool_source) just named: the first block
+    /// of a new pool of class `c`, which has no partly used pool. Never
+    /// null.
+    ///
+    /// # Safety
+    /// `idx` is what `pool_source` returned, nothing changed since.
+    #[inline(never)]
+    pub unsafe fn alloc_from_arena(&mut self, idx: u32, c: usize) -> *mut u8 {
         debug_assert!(
             self.used[c] == sentinel(),
             "class {c} still has a partly used pool"
         );
-        let idx = self.arenas.fullest_with_room();
-        if idx == NONE || idx == self.spare {
-            return self.alloc_from_new_arena(c);
-        }
-        // SAFETY: idx came from the buckets, so it names a live arena with a
-        // free pool.
+        // SAFETY: caller's contract: idx names a live arena with a free pool.
         unsafe {
             let pool = self.take_pool(idx);
             self.start_pool(pool, idx, c)
@@ -362,7 +382,7 @@ impl SmallHeap {
     /// but the spare has a free pool: the spare (then its dirty pools count
     /// against the budget), else a new arena. Null if none could be had.
     #[inline(never)]
-    fn alloc_from_new_arena(&mut self, c: usize) -> *mut u8 {
+    pub fn alloc_from_new_arena(&mut self, c: usize) -> *mut u8 {
         let mut idx = self.arenas.fullest_with_room();
         if idx == NONE {
             match self.new_arena() {
