@@ -172,6 +172,39 @@ impl ArenaTable {
         }
     }
 
+    /// [`refile`](Self::refile) for the arena that
+    /// [`fullest_with_room`](Self::fullest_with_room) named, after one of
+    /// its pools was taken (`nfree` went down from `old_nfree`). It heads
+    /// the lowest non-empty bucket, so it moves to the head of an empty one:
+    /// no list to search and no neighbour there to relink.
+    ///
+    /// # Safety
+    /// `idx` is what `fullest_with_room` returned, and only its `nfree` has
+    /// changed since, by one.
+    #[inline(always)]
+    pub unsafe fn refile_fullest(&mut self, idx: u32, old_nfree: u32) {
+        debug_assert_eq!(self.fullest_with_room(), idx);
+        let k = old_nfree as usize;
+        debug_assert!((1..self.bucket.len()).contains(&k));
+        // SAFETY: caller's contract: idx is a live slot heading bucket k
+        // (so its prev is NONE), 1 <= k <= 64, and bucket k - 1 is empty
+        // (k is the lowest non-empty bucket).
+        unsafe {
+            let next = self.slot_mut(idx).next;
+            *self.bucket.get_unchecked_mut(k) = next;
+            if next == NONE {
+                self.nonempty &= !(1 << (k - 1));
+            } else {
+                self.slot_mut(next).prev = NONE;
+            }
+            if k > 1 {
+                *self.bucket.get_unchecked_mut(k - 1) = idx;
+                self.slot_mut(idx).next = NONE;
+                self.nonempty |= 1 << (k - 2);
+            }
+        }
+    }
+
     fn link(&mut self, idx: u32) {
         let nfree = self.slots[idx as usize].nfree as usize;
         // SAFETY: idx was just checked; nfree <= npools <= 64.

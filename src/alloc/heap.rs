@@ -342,6 +342,9 @@ impl SmallHeap {
     /// had.
     #[inline(never)]
     pub(crate) fn alloc_from_new_pool(&mut self, c: usize) -> *mut u8 {
+        if c >= NB_SMALL_SIZE_CLASSES {
+            return ptr::null_mut();
+        }
         match self.pool_source() {
             // SAFETY: pool_source names a live arena with a free pool.
             Some(idx) => unsafe { self.alloc_from_arena(idx, c) },
@@ -364,14 +367,15 @@ impl SmallHeap {
     /// null.
     ///
     /// # Safety
-    /// `idx` is what `pool_source` returned, nothing changed since.
+    /// `idx` is what `pool_source` returned (the fullest arena with room),
+    /// nothing changed since; `c` is a size class.
     #[inline(never)]
     pub unsafe fn alloc_from_arena(&mut self, idx: u32, c: usize) -> *mut u8 {
         debug_assert!(
             self.used[c] == sentinel(),
             "class {c} still has a partly used pool"
         );
-        // SAFETY: caller's contract: idx names a live arena with a free pool.
+        // SAFETY: caller's contract: idx is the fullest arena with room.
         unsafe {
             let pool = self.take_pool(idx);
             self.start_pool(pool, idx, c)
@@ -383,6 +387,9 @@ impl SmallHeap {
     /// against the budget), else a new arena. Null if none could be had.
     #[inline(never)]
     pub fn alloc_from_new_arena(&mut self, c: usize) -> *mut u8 {
+        if c >= NB_SMALL_SIZE_CLASSES {
+            return ptr::null_mut();
+        }
         let mut idx = self.arenas.fullest_with_room();
         if idx == NONE {
             match self.new_arena() {
@@ -394,8 +401,10 @@ impl SmallHeap {
         if was_spare {
             self.spare = NONE;
         }
-        // SAFETY: idx came from the buckets or new_arena, so it names a live
-        // arena with a free pool.
+        // SAFETY: idx is the fullest arena with room: it came from
+        // fullest_with_room, or from new_arena when no arena had room (so
+        // the new one's bucket is the only non-empty one).
+        debug_assert_eq!(self.arenas.fullest_with_room(), idx);
         let pool = unsafe { self.take_pool(idx) };
         if was_spare {
             // The spare's dirty pools are no longer exempt from the budget
@@ -416,7 +425,8 @@ impl SmallHeap {
     /// Takes the first free pool of arena `idx` into use (not yet set up).
     ///
     /// # Safety
-    /// `idx` names a live arena with a free pool.
+    /// `idx` is the arena `fullest_with_room` names (a live arena with a
+    /// free pool).
     #[inline(always)]
     unsafe fn take_pool(&mut self, idx: u32) -> *mut PoolHeader {
         self.pools_in_use += 1;
@@ -434,8 +444,9 @@ impl SmallHeap {
             a.nfree -= 1;
             (a.pool_addr(i), old)
         };
-        // SAFETY: idx is live, in bucket old_nfree until now.
-        unsafe { self.arenas.refile(idx, old_nfree) };
+        // SAFETY: idx is the fullest arena with room, in bucket old_nfree
+        // until now.
+        unsafe { self.arenas.refile_fullest(idx, old_nfree) };
         pool_addr as *mut PoolHeader
     }
 
@@ -444,8 +455,8 @@ impl SmallHeap {
     /// block.
     ///
     /// # Safety
-    /// `pool` was just taken with `take_pool(idx)`; class `c` has no partly
-    /// used pool.
+    /// `pool` was just taken with `take_pool(idx)`; `c` is a size class
+    /// with no partly used pool.
     #[inline(always)]
     unsafe fn start_pool(&mut self, pool: *mut PoolHeader, idx: u32, c: usize) -> *mut u8 {
         // SAFETY: the pool was free in a live arena and is now ours to set up;
@@ -466,7 +477,8 @@ impl SmallHeap {
             };
             valgrind::malloclike(block, class_size(c));
             (*pool).nextpool = sentinel();
-            self.used[c] = pool;
+            debug_assert!(c < NB_SMALL_SIZE_CLASSES);
+            *self.used.get_unchecked_mut(c) = pool;
             block
         }
     }

@@ -313,11 +313,10 @@ pub unsafe fn reuse_pool(pool: *mut PoolHeader, arena: u32, c: usize) -> Option<
     // or purged), or what its last use left, with a valid free list: every
     // block below nextoffset, at least two (init_pool carves two).
     unsafe {
+        // A zeroed header (new or purged) has no free list, so it fails the
+        // last test whatever its class and arena read as.
         let h = &mut *pool;
-        if h.size as usize != class_size(c) || h.szidx as usize != c || h.arena != arena {
-            return None;
-        }
-        if h.count != 0 || h.freeblock.is_null() {
+        if h.szidx as usize != c || h.arena != arena || h.count != 0 || h.freeblock.is_null() {
             return None;
         }
         let block = h.freeblock;
