@@ -401,10 +401,10 @@ impl SmallHeap {
         if was_spare {
             self.spare = NONE;
         }
+        debug_assert_eq!(self.arenas.fullest_with_room(), idx);
         // SAFETY: idx is the fullest arena with room: it came from
         // fullest_with_room, or from new_arena when no arena had room (so
         // the new one's bucket is the only non-empty one).
-        debug_assert_eq!(self.arenas.fullest_with_room(), idx);
         let pool = unsafe { self.take_pool(idx) };
         if was_spare {
             // The spare's dirty pools are no longer exempt from the budget
