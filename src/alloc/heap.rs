@@ -32,6 +32,11 @@
 //!    `max(purge_threshold, purge_ratio * pools_in_use)`.
 //! 5. If a wholly free arena other than the spare exists, the dirty pools
 //!    outside the spare are at most `purge_ratio * pools_in_use`.
+//! 6. A free pool of a purgeable arena that is not dirty reads as zeroes
+//!    (its pages are fresh, or were given back with `madvise`): taking it
+//!    into use writes its header without reading it first, since a first
+//!    read of a fresh page maps the zero page and the write that follows
+//!    faults a second time. (`check_invariants` tests its free list.)
 //!
 //! Giving memory back (`pool_emptied`, `give_back`): free pools keep their
 //! pages (dirty) while they are within the budget, which grows with the
@@ -377,8 +382,8 @@ impl SmallHeap {
         );
         // SAFETY: caller's contract: idx is the fullest arena with room.
         unsafe {
-            let pool = self.take_pool(idx);
-            self.start_pool(pool, idx, c)
+            let (pool, used_before) = self.take_pool(idx);
+            self.start_pool(pool, idx, c, used_before)
         }
     }
 
@@ -405,7 +410,7 @@ impl SmallHeap {
         // SAFETY: idx is the fullest arena with room: it came from
         // fullest_with_room, or from new_arena when no arena had room (so
         // the new one's bucket is the only non-empty one).
-        let pool = unsafe { self.take_pool(idx) };
+        let (pool, used_before) = unsafe { self.take_pool(idx) };
         if was_spare {
             // The spare's dirty pools are no longer exempt from the budget
             // (invariants 4 and 5).
@@ -419,7 +424,7 @@ impl SmallHeap {
         }
         // SAFETY: take_pool gave us the pool, which give_back and
         // release_free_arenas leave alone (it is in use).
-        unsafe { self.start_pool(pool, idx, c) }
+        unsafe { self.start_pool(pool, idx, c, used_before) }
     }
 
     /// Takes the first free pool of arena `idx` into use (not yet set up).
@@ -428,42 +433,60 @@ impl SmallHeap {
     /// `idx` is the arena `fullest_with_room` names (a live arena with a
     /// free pool).
     #[inline(always)]
-    unsafe fn take_pool(&mut self, idx: u32) -> *mut PoolHeader {
+    ///
+    /// Also says whether the pool's header may describe an earlier use: not
+    /// when the pool is in a purgeable arena and not dirty, for then its
+    /// pages are fresh or were given back, and read as zeroes.
+    unsafe fn take_pool(&mut self, idx: u32) -> (*mut PoolHeader, bool) {
         self.pools_in_use += 1;
-        let (pool_addr, old_nfree) = {
+        let (pool_addr, old_nfree, used_before) = {
             // SAFETY: caller's contract.
             let a = unsafe { self.arenas.slot_mut(idx) };
             let i = a.free_mask.trailing_zeros();
             let bit = 1u64 << i;
             a.free_mask &= !bit;
-            if a.dirty_mask & bit != 0 {
+            let dirty = a.dirty_mask & bit != 0;
+            if dirty {
                 a.dirty_mask &= !bit;
                 self.dirty_pools -= 1;
             }
             let old = a.nfree;
             a.nfree -= 1;
-            (a.pool_addr(i), old)
+            (a.pool_addr(i), old, dirty || !a.purgeable)
         };
         // SAFETY: idx is the fullest arena with room, in bucket old_nfree
         // until now.
         unsafe { self.arenas.refile_fullest(idx, old_nfree) };
-        pool_addr as *mut PoolHeader
+        (pool_addr as *mut PoolHeader, used_before)
     }
 
     /// Sets up the pool just taken from arena `idx` for class `c`, makes it
     /// the only member of the class's used list and hands out its first
-    /// block.
+    /// block. Its header is read (to take it back as it was, `reuse_pool`)
+    /// only if `used_before`: a fresh pool's first read would map the
+    /// kernel's zero page, and the write that follows fault again.
     ///
     /// # Safety
-    /// `pool` was just taken with `take_pool(idx)`; `c` is a size class
-    /// with no partly used pool.
+    /// `pool` was just taken with `take_pool(idx)`, which said
+    /// `used_before`; `c` is a size class with no partly used pool.
     #[inline(always)]
-    unsafe fn start_pool(&mut self, pool: *mut PoolHeader, idx: u32, c: usize) -> *mut u8 {
+    unsafe fn start_pool(
+        &mut self,
+        pool: *mut PoolHeader,
+        idx: u32,
+        c: usize,
+        used_before: bool,
+    ) -> *mut u8 {
         // SAFETY: the pool was free in a live arena and is now ours to set up;
         // the used list of class c is empty, so the pool becomes its only
         // member.
         unsafe {
-            let block = match pool::reuse_pool(pool, idx, c) {
+            let reused = if used_before {
+                pool::reuse_pool(pool, idx, c)
+            } else {
+                None
+            };
+            let block = match reused {
                 Some(b) => b,
                 None => {
                     // Blocks of an earlier use may overlap the new ones in
@@ -933,6 +956,13 @@ impl SmallHeap {
                 } else if h.state.iter().any(|&w| w != 0) {
                     return Err(format!(
                         "pool.rs (6) free pool {:#x} has live or object bits",
+                        a.pool_addr(i)
+                    ));
+                } else if a.purgeable && a.dirty_mask >> i & 1 == 0 && !h.freeblock.is_null() {
+                    // (6): take_pool trusts a clean pool of a purgeable
+                    // arena to read as zeroes, and does not read it.
+                    return Err(format!(
+                        "heap.rs (6) clean free pool {:#x} has a free list",
                         a.pool_addr(i)
                     ));
                 }
