@@ -139,6 +139,19 @@ impl ArenaTable {
         self.bucket[self.nonempty.trailing_zeros() as usize + 1]
     }
 
+    /// [`fullest_with_room`](Self::fullest_with_room) as an option, trusting
+    /// invariant 3 (a non-empty bucket's head is a live arena) instead of
+    /// testing the head for NONE.
+    #[inline(always)]
+    pub fn fullest_with_room_if_any(&self) -> Option<u32> {
+        if self.nonempty == 0 {
+            return None;
+        }
+        let idx = self.bucket[self.nonempty.trailing_zeros() as usize + 1];
+        debug_assert_ne!(idx, NONE);
+        Some(idx)
+    }
+
     /// The live slot `idx`, without a bounds check: the pool paths pass
     /// indices read from live pool headers or from the buckets, which name
     /// live slots only (invariants 1 and 3).
