@@ -1,6 +1,6 @@
 //! `SmallHeap`: the pool allocator behind the MEM and OBJ domains.
 //!
-//! Fast paths (22 instructions for `alloc` and 41 for `free` as exported,
+//! Fast paths (25 instructions for `alloc` and 41 for `free` as exported,
 //! BENCHMARKS.md; no calls):
 //! - `alloc`: pop the free list of the first pool on the size class's used
 //!   list, set the block's live bit.
@@ -32,11 +32,12 @@
 //!    `max(purge_threshold, purge_ratio * pools_in_use)`.
 //! 5. If a wholly free arena other than the spare exists, the dirty pools
 //!    outside the spare are at most `purge_ratio * pools_in_use`.
-//! 6. A free pool of a purgeable arena that is not dirty reads as zeroes
-//!    (its pages are fresh, or were given back with `madvise`): taking it
-//!    into use writes its header without reading it first, since a first
-//!    read of a fresh page maps the zero page and the write that follows
-//!    faults a second time. (`check_invariants` tests its free list.)
+//! 6. A free pool of a purgeable arena that is not dirty has a header with
+//!    no free list (its pages are fresh, or were given back with `madvise`
+//!    and read as zeroes, or the kernel refused and the purge cleared the
+//!    free list itself): taking it into use writes its header without
+//!    reading it first, since a first read of a fresh page maps the zero
+//!    page and the write that follows faults a second time.
 //!
 //! Giving memory back (`pool_emptied`, `give_back`): free pools keep their
 //! pages (dirty) while they are within the budget, which grows with the
@@ -347,7 +348,8 @@ impl SmallHeap {
     /// had.
     #[inline(never)]
     pub(crate) fn alloc_from_new_pool(&mut self, c: usize) -> *mut u8 {
-        if c >= NB_SMALL_SIZE_CLASSES {
+        // As in alloc_from_new_arena.
+        if c >= NB_SMALL_SIZE_CLASSES || self.used[c] != sentinel() {
             return ptr::null_mut();
         }
         match self.pool_source() {
@@ -374,7 +376,7 @@ impl SmallHeap {
     ///
     /// # Safety
     /// `idx` is what `pool_source` returned (the fullest arena with room),
-    /// nothing changed since; `c` is a size class.
+    /// nothing changed since; `c` is a size class with no partly used pool.
     #[inline(never)]
     pub unsafe fn alloc_from_arena(&mut self, idx: u32, c: usize) -> *mut u8 {
         debug_assert!(
@@ -392,8 +394,11 @@ impl SmallHeap {
     /// but the spare has a free pool: the spare (then its dirty pools count
     /// against the budget), else a new arena. Null if none could be had.
     #[inline(never)]
-    pub fn alloc_from_new_arena(&mut self, c: usize) -> *mut u8 {
-        if c >= NB_SMALL_SIZE_CLASSES {
+    pub(crate) fn alloc_from_new_arena(&mut self, c: usize) -> *mut u8 {
+        // A class with a partly used pool must not get another as its list
+        // (start_pool replaces the list): the callers never ask for one,
+        // and a null answer would only send the request to the RAW domain.
+        if c >= NB_SMALL_SIZE_CLASSES || self.used[c] != sentinel() {
             return ptr::null_mut();
         }
         let mut idx = self.arenas.fullest_with_room();
@@ -429,15 +434,13 @@ impl SmallHeap {
     }
 
     /// Takes the first free pool of arena `idx` into use (not yet set up).
+    /// Also says whether the pool's header may describe an earlier use: not
+    /// when the pool is in a purgeable arena and not dirty (invariant 6).
     ///
     /// # Safety
     /// `idx` is the arena `fullest_with_room` names (a live arena with a
     /// free pool).
     #[inline(always)]
-    ///
-    /// Also says whether the pool's header may describe an earlier use: not
-    /// when the pool is in a purgeable arena and not dirty, for then its
-    /// pages are fresh or were given back, and read as zeroes.
     unsafe fn take_pool(&mut self, idx: u32) -> (*mut PoolHeader, bool) {
         self.pools_in_use += 1;
         let (pool_addr, old_nfree, used_before) = {
@@ -1053,9 +1056,20 @@ fn purge_arena(a: &mut Arena) -> usize {
     while mask != 0 {
         let start = mask.trailing_zeros();
         let run = (mask >> start).trailing_ones();
+        let first = a.pool_addr(start) as *mut u8;
         // SAFETY: these pools are free (dirty ⊆ free) in a purgeable arena,
         // a private anonymous mapping of ours.
-        unsafe { os::discard(a.pool_addr(start) as *mut u8, run as usize * POOL_SIZE) };
+        if !unsafe { os::discard(first, run as usize * POOL_SIZE) } {
+            // The kernel kept the pages (they are locked, for one): forget
+            // the pools' free lists by hand, so that they read as clean
+            // (invariant 6) all the same.
+            for i in 0..run as usize {
+                // SAFETY: each is the header of a free pool of ours.
+                unsafe {
+                    (*first.add(i * POOL_SIZE).cast::<PoolHeader>()).freeblock = ptr::null_mut()
+                };
+            }
+        }
         mask &= if start + run >= 64 {
             0
         } else {

@@ -58,15 +58,28 @@ pub unsafe fn unmap(p: *mut u8, size: usize) {
 }
 
 /// Tells the kernel the pages of `[p, p + len)` may be dropped; they read as
-/// zero afterwards.
+/// zero afterwards. False if the kernel refused (locked pages, for one):
+/// then the contents are unchanged.
 ///
 /// # Safety
 /// The range must be inside a private anonymous mapping of ours whose
 /// contents nobody needs any more.
-pub unsafe fn discard(p: *mut u8, len: usize) {
+pub unsafe fn discard(p: *mut u8, len: usize) -> bool {
     // SAFETY: the caller vouches that the range is ours and dead. MADV_DONTNEED
     // on private anonymous memory only replaces pages with zero pages.
-    unsafe { libc::madvise(p.cast(), len, libc::MADV_DONTNEED) };
+    unsafe { libc::madvise(p.cast(), len, libc::MADV_DONTNEED) == 0 }
+}
+
+/// Asks the kernel not to back `[p, p + len)` with huge pages (a mostly
+/// untouched table, where one huge page would make 2 MiB resident for a
+/// few bytes written). Advice only: a refusal changes nothing we rely on.
+///
+/// # Safety
+/// The range must be inside a private anonymous mapping of ours.
+pub unsafe fn no_huge_pages(p: *mut u8, len: usize) {
+    // SAFETY: the caller vouches that the range is ours; the advice does
+    // not change its contents.
+    unsafe { libc::madvise(p.cast(), len, libc::MADV_NOHUGEPAGE) };
 }
 
 /// The default arena allocator's `alloc`: an `ARENA_SIZE`-aligned mapping,
@@ -103,7 +116,7 @@ mod tests {
             bytes[100] = 7;
             // SAFETY: the mapping is ours and the slice is no longer used after this.
             unsafe {
-                discard(p, 4096);
+                assert!(discard(p, 4096));
                 assert_eq!(*p.add(100), 0);
                 unmap(p, ARENA_SIZE);
             }

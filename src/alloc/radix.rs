@@ -54,12 +54,26 @@ const fn empty_leaf() -> *mut Leaf {
     EMPTY_LEAF.0.get()
 }
 
+/// Masks per 4 KiB page of a leaf.
+const MASKS_PER_PAGE: usize = 4096 / core::mem::size_of::<u64>();
+/// Bytes mapped per leaf: its masks, then one page whose first
+/// `LEAF_LEN / MASKS_PER_PAGE` bits say which pages of masks were ever
+/// written (for the statistics).
+const LEAF_MAP_BYTES: usize = core::mem::size_of::<Leaf>() + 4096;
+const _: () = assert!(
+    LEAF_LEN / MASKS_PER_PAGE <= 4096 * 8,
+    "the written-pages bitmap fits its page"
+);
+
 /// The two-level map from chunk to pool mask.
 pub struct RadixMap {
     /// Every slot points at a leaf: a mapped one, or [`EMPTY_LEAF`].
     root: [*mut Leaf; ROOT_LEN],
     /// Number of leaves mapped (for the statistics).
     pub leaves: usize,
+    /// Pages of masks ever written over all leaves: what the leaves hold
+    /// resident (the rest of a leaf is address space).
+    leaf_pages: usize,
 }
 
 /// Why a range could not be registered.
@@ -77,13 +91,15 @@ impl RadixMap {
         RadixMap {
             root: [empty_leaf(); ROOT_LEN],
             leaves: 0,
+            leaf_pages: 0,
         }
     }
 
-    /// Bytes of leaf memory mapped (address space: most of a leaf's pages
-    /// are never touched).
+    /// Bytes of leaf memory in use: the pages of masks ever written, and
+    /// each leaf's page of bookkeeping (the rest of a leaf is mapped but
+    /// never touched, so it costs address space only).
     pub fn leaf_bytes(&self) -> usize {
-        self.leaves * core::mem::size_of::<Leaf>()
+        (self.leaf_pages + self.leaves) * 4096
     }
 
     /// Bytes of the root array.
@@ -117,16 +133,34 @@ impl RadixMap {
             return Err(RegisterError::OutOfRange);
         }
         if self.root[top] == empty_leaf() {
-            let leaf = os::map_aligned(core::mem::size_of::<Leaf>(), 4096);
+            let leaf = os::map_aligned(LEAF_MAP_BYTES, 4096);
             if leaf.is_null() {
                 return Err(RegisterError::NoMemory);
             }
+            // SAFETY: the leaf was just mapped, all of it ours.
+            unsafe { os::no_huge_pages(leaf, LEAF_MAP_BYTES) };
             self.root[top] = leaf.cast();
             self.leaves += 1;
         }
-        // SAFETY: the slot now points at a live, zero-initialised leaf, which
-        // is a valid array of u64.
-        Ok(unsafe { &mut (*self.root[top])[chunk & (LEAF_LEN - 1)] })
+        let leaf = self.root[top];
+        let entry = chunk & (LEAF_LEN - 1);
+        let page = entry / MASKS_PER_PAGE;
+        // SAFETY: the slot points at a live leaf mapped by this function,
+        // LEAF_MAP_BYTES long and zero-initialised: the masks, a valid array
+        // of u64, then the written-pages bitmap, whose bit `page` lies inside
+        // its page (the assertion above).
+        unsafe {
+            let written = leaf
+                .cast::<u8>()
+                .add(core::mem::size_of::<Leaf>())
+                .cast::<u64>();
+            let word = written.add(page / 64);
+            if *word >> (page % 64) & 1 == 0 {
+                *word |= 1 << (page % 64);
+                self.leaf_pages += 1;
+            }
+            Ok(&mut (*leaf)[entry])
+        }
     }
 
     /// The mask bits of chunk `chunk` that `[start, end)` covers.
@@ -184,9 +218,9 @@ impl Drop for RadixMap {
     fn drop(&mut self) {
         for slot in self.root.iter_mut() {
             if *slot != empty_leaf() {
-                // SAFETY: each non-null slot is a leaf mapped by entry_mut
+                // SAFETY: each slot but EMPTY_LEAF's is a leaf mapped by entry_mut
                 // with exactly this size; nothing refers to it after drop.
-                unsafe { os::unmap(slot.cast(), core::mem::size_of::<Leaf>()) };
+                unsafe { os::unmap(slot.cast(), LEAF_MAP_BYTES) };
                 *slot = empty_leaf();
             }
         }
@@ -262,6 +296,8 @@ mod tests {
             m.register(b, b + ARENA_SIZE).unwrap();
         }
         assert_eq!(m.leaves, 3);
+        // One page of masks written per leaf, plus each leaf's bookkeeping.
+        assert_eq!(m.leaf_bytes(), 6 * 4096);
         for &b in &bases {
             assert!(m.contains(b) && m.contains(b + ARENA_SIZE - 1));
             for other in [b + (1 << 38), b - (1 << 38), b + ARENA_SIZE] {

@@ -198,6 +198,25 @@ fn many_pools_fill_arenas_and_give_them_back() {
 }
 
 #[test]
+fn a_class_with_a_partly_used_pool_gets_no_second_list() {
+    // The new-pool paths replace the class's used list: asked for a class
+    // that has a partly used pool, they must refuse (null) and leave it.
+    let mut heap = Box::new(SmallHeap::new());
+    let a = heap.alloc(16);
+    let b = heap.alloc(16);
+    assert!(heap.alloc_from_new_arena(0).is_null());
+    assert!(heap.alloc_from_new_pool(0).is_null());
+    heap.check_invariants().unwrap();
+    // SAFETY: a and b are live and freed once.
+    unsafe {
+        assert!(heap.free(a, "test"));
+        assert!(heap.free(b, "test"));
+    }
+    heap.check_invariants().unwrap();
+    assert_eq!(heap.allocated_blocks(), 0);
+}
+
+#[test]
 fn foreign_pointers_are_never_owned() {
     let mut heap = Box::new(SmallHeap::new());
     let mine = heap.alloc(32);
