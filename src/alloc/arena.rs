@@ -133,10 +133,7 @@ impl ArenaTable {
     /// The arena with the fewest free pools among those with any, or NONE.
     #[inline]
     pub fn fullest_with_room(&self) -> u32 {
-        if self.nonempty == 0 {
-            return NONE;
-        }
-        self.bucket[self.nonempty.trailing_zeros() as usize + 1]
+        self.fullest_with_room_if_any().unwrap_or(NONE)
     }
 
     /// [`fullest_with_room`](Self::fullest_with_room) as an option, trusting
