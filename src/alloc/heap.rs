@@ -348,8 +348,7 @@ impl SmallHeap {
     /// had.
     #[inline(never)]
     pub(crate) fn alloc_from_new_pool(&mut self, c: usize) -> *mut u8 {
-        // As in alloc_from_new_arena.
-        if c >= NB_SMALL_SIZE_CLASSES || self.used[c] != sentinel() {
+        if !self.wants_new_pool(c) {
             return ptr::null_mut();
         }
         match self.pool_source() {
@@ -357,6 +356,15 @@ impl SmallHeap {
             Some(idx) => unsafe { self.alloc_from_arena(idx, c) },
             None => self.alloc_from_new_arena(c),
         }
+    }
+
+    /// True iff `c` is a size class with no partly used pool: the only
+    /// class a new pool may be started for (`start_pool` replaces the
+    /// class's list). The callers never ask for another; refused, a request
+    /// only goes to the RAW domain.
+    #[inline(always)]
+    fn wants_new_pool(&self, c: usize) -> bool {
+        c < NB_SMALL_SIZE_CLASSES && self.used[c] == sentinel()
     }
 
     /// The arena the next new pool comes from, the fullest with a free
@@ -395,10 +403,7 @@ impl SmallHeap {
     /// against the budget), else a new arena. Null if none could be had.
     #[inline(never)]
     pub(crate) fn alloc_from_new_arena(&mut self, c: usize) -> *mut u8 {
-        // A class with a partly used pool must not get another as its list
-        // (start_pool replaces the list): the callers never ask for one,
-        // and a null answer would only send the request to the RAW domain.
-        if c >= NB_SMALL_SIZE_CLASSES || self.used[c] != sentinel() {
+        if !self.wants_new_pool(c) {
             return ptr::null_mut();
         }
         let mut idx = self.arenas.fullest_with_room();
@@ -420,13 +425,7 @@ impl SmallHeap {
         if was_spare {
             // The spare's dirty pools are no longer exempt from the budget
             // (invariants 4 and 5).
-            let budget = self.budget();
-            if self.dirty_pools > budget {
-                self.give_back(budget - budget / 4);
-            }
-            if self.dirty_pools > self.purge_ratio.saturating_mul(self.pools_in_use) {
-                self.release_free_arenas();
-            }
+            self.keep_budget();
         }
         // SAFETY: take_pool gave us the pool, which give_back and
         // release_free_arenas leave alone (it is in use).
@@ -577,13 +576,20 @@ impl SmallHeap {
         // pools would be over the budget at every pool that empties, and
         // purge (and fault in again) a pool each time.
         if self.dirty_pools > self.purge_ratio.saturating_mul(self.pools_in_use) {
-            let budget = self.budget();
-            if self.counted_dirty() > budget {
-                self.give_back(budget - budget / 4);
-            }
-            if self.counted_dirty() > self.purge_ratio.saturating_mul(self.pools_in_use) {
-                self.release_free_arenas();
-            }
+            self.keep_budget();
+        }
+    }
+
+    /// Restores invariants 4 and 5: past the budget, gives back down to
+    /// three quarters of it, then releases wholly free arenas beyond the
+    /// proportional part.
+    fn keep_budget(&mut self) {
+        let budget = self.budget();
+        if self.counted_dirty() > budget {
+            self.give_back(budget - budget / 4);
+        }
+        if self.counted_dirty() > self.purge_ratio.saturating_mul(self.pools_in_use) {
+            self.release_free_arenas();
         }
     }
 
