@@ -9,6 +9,11 @@
 #   bash bench/run.sh callgrind  runs each (workload, allocator) once under
 #                                callgrind and prints the allocator's own
 #                                instructions per call
+#   bash bench/run.sh cachesim   runs each (workload, allocator) once under
+#                                callgrind's cache simulator, sized as this
+#                                machine's L1d and per-core L2, and prints
+#                                the allocator's data-cache misses per call
+#                                (pyheap and pymalloc only; ALL=1 for all)
 #   bash bench/run.sh refcount   compiles bench/refcount_code.c against
 #                                pyheap.h and CPython's Python.h and counts
 #                                the instructions of Py_INCREF/Py_DECREF
@@ -17,8 +22,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-time}
-case "$mode" in time | callgrind | refcount) ;; *)
-    echo "usage: bash bench/run.sh [time|callgrind|refcount]" >&2
+case "$mode" in time | callgrind | cachesim | refcount) ;; *)
+    echo "usage: bash bench/run.sh [time|callgrind|cachesim|refcount]" >&2
     exit 2 ;;
 esac
 RUNS=${RUNS:-5}
@@ -56,7 +61,14 @@ for a in mimalloc jemalloc; do
     if have_lib "lib$a.so.2"; then allocs+=("$a"); else
         echo "lib$a not found (apt-get install -y libmimalloc-dev libjemalloc-dev); skipping $a" >&2; fi
 done
-if [ "$mode" = callgrind ]; then
+if [ "$mode" = cachesim ] && [ "${ALL:-0}" != 1 ]; then
+    keep=()
+    for a in "${allocs[@]}"; do
+        case $a in pyheap | cpython-3.11) keep+=("$a") ;; esac
+    done
+    allocs=("${keep[@]}")
+fi
+if [ "$mode" = callgrind ] || [ "$mode" = cachesim ]; then
     command -v valgrind >/dev/null && [ -f /usr/include/valgrind/callgrind.h ] || {
         echo "callgrind mode needs valgrind and its header (apt-get install -y valgrind)" >&2
         exit 1
@@ -82,6 +94,40 @@ if [ "$mode" = callgrind ]; then
         for a in "${allocs[@]}"; do
             f="$out/callgrind/$1-$2-$a.out"
             line=$(valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no \
+                --toggle-collect=bench_malloc --toggle-collect=bench_realloc \
+                --toggle-collect=bench_free --callgrind-out-file="$f" \
+                "$out/alloc_bench" "$1" "$2" "$a" callgrind 2>/dev/null)
+            echo "$line cg=$f" >> "$results"
+        done
+    done
+elif [ "$mode" = cachesim ]; then
+    # The simulated caches: this machine's L1d, and its L2 as the last
+    # level (callgrind would take the L3), per core.
+    cache() { # level, then size | assoc | line
+        local d
+        for d in /sys/devices/system/cpu/cpu0/cache/index*; do
+            if [ "$(cat "$d/level")" = "$1" ] && [ "$(cat "$d/type")" != Instruction ]; then
+                case $2 in
+                    size) echo $(($(sed 's/K$//' "$d/size") * 1024)) ;;
+                    assoc) cat "$d/ways_of_associativity" ;;
+                    line) cat "$d/coherency_line_size" ;;
+                esac
+                return
+            fi
+        done
+    }
+    d1="$(cache 1 size),$(cache 1 assoc),$(cache 1 line)"
+    l2="$(cache 2 size),$(cache 2 assoc),$(cache 2 line)"
+    echo "simulated caches: D1 $d1, L2 $l2 (bytes, ways, line)"
+    results="$out/alloc_cachesim.txt"
+    : > "$results"
+    for c in "${cases[@]}"; do
+        set -- $c
+        for a in "${allocs[@]}"; do
+            f="$out/callgrind/cachesim-$1-$2-$a.out"
+            mkdir -p "$out/callgrind"
+            line=$(valgrind --tool=callgrind --cache-sim=yes --D1="$d1" --LL="$l2" \
+                --instr-atstart=no --collect-atstart=no \
                 --toggle-collect=bench_malloc --toggle-collect=bench_realloc \
                 --toggle-collect=bench_free --callgrind-out-file="$f" \
                 "$out/alloc_bench" "$1" "$2" "$a" callgrind 2>/dev/null)
@@ -134,6 +180,12 @@ def allocator_cost(cg):
 rows, order = {}, []
 for line in open(path):
     kv = dict(p.split("=", 1) for p in line.split())
+    if mode == "cachesim":
+        # totals: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw, of the collected
+        # part (inside the three wrappers).
+        t = next(l for l in open(kv["cg"]) if l.startswith("totals:")).split()[1:]
+        t = [int(x) for x in t]
+        kv["d1"], kv["l2"] = t[4] + t[5], t[7] + t[8]
     if mode == "callgrind":
         kv["ops"] = allocator_cost(kv["cg"])
         kv["ir"] = sum(c for _, c in kv["ops"].values())
@@ -152,14 +204,30 @@ def cell(rs, base):
         b = [float(r["ns_per_call"]) for r in base]
     return statistics.median(v), statistics.median(x / y for x, y in zip(v, b))
 
+def sizes(case):
+    return {"rand": "8..512", "grow": "8 to 512"}.get(case[1], case[1])
+
+if mode == "cachesim":
+    print("Allocator data-cache misses per call, L1d / L2 (callgrind's cache "
+          "simulator, one run)\n")
+    print("| workload | sizes | " + " | ".join(allocs)
+          + (" | pyheap / pymalloc, L1d / L2 |" if "cpython-3.11" in allocs else " |"))
+    print("|---|---|" + "---:|" * (len(allocs) + ("cpython-3.11" in allocs)))
+    for case in order:
+        r = {a: rows[case][a][0] for a in allocs}
+        per = {a: (r[a]["d1"] / int(r[a]["calls"]), r[a]["l2"] / int(r[a]["calls"]))
+               for a in allocs}
+        cells = [f"{d:.2f} / {l:.2f}" for d, l in per.values()]
+        if "cpython-3.11" in allocs:
+            (pd, pl), (cd, cl) = per["pyheap"], per["cpython-3.11"]
+            cells.append(f"{pd / cd:.2f}x / {pl / cl:.2f}x")
+        print(f"| {case[0]} | {sizes(case)} | " + " | ".join(cells) + " |")
+    sys.exit(0)
 if mode == "callgrind":
     print("Allocator instructions per call (callgrind Ir, one run; x = ratio to glibc)\n")
 else:
     print(f"Median ns per call over {len(next(iter(rows.values()))['pyheap'])} runs "
           "(x = median of per-run ratios to glibc)\n")
-def sizes(case):
-    return {"rand": "8..512", "grow": "8 to 512"}.get(case[1], case[1])
-
 pair = "cpython-3.11" in allocs
 print("| workload | sizes | " + " | ".join(allocs) + (" | pyheap / pymalloc |" if pair else " |"))
 print("|---|---|" + "---:|" * (len(allocs) + pair))

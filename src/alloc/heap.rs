@@ -898,9 +898,9 @@ impl SmallHeap {
             for w in 0..pool::STATE_WORDS {
                 let st = h.state[w];
                 // Live bits whose object bit is set too.
-                let mut bits = st & (st >> 1) & pool::LIVE_BITS;
+                let mut bits = st & st.rotate_right(1) & pool::live_mask(w);
                 while bits != 0 {
-                    let g = w * 32 + bits.trailing_zeros() as usize / 2;
+                    let g = pool::granule_at(w, bits.trailing_zeros());
                     bits &= bits - 1;
                     let block = (base + (g << ALIGNMENT_SHIFT)) as *mut u8;
                     f(block, h.gcs[g >> 6] >> (g & 63) & 1 == 1);
@@ -1108,12 +1108,17 @@ fn check_pool(h: &PoolHeader, arena: u32) -> Result<(), String> {
     let live_bits: u32 = h
         .state
         .iter()
-        .map(|w| (w & pool::LIVE_BITS).count_ones())
+        .enumerate()
+        .map(|(i, w)| (w & pool::live_mask(i)).count_ones())
         .sum();
     if live_bits != h.count {
         return Err(format!("(1) count {} but {live_bits} live bits", h.count));
     }
-    if h.state.iter().any(|w| (w >> 1) & !w & pool::LIVE_BITS != 0) {
+    if h.state
+        .iter()
+        .enumerate()
+        .any(|(i, w)| w.rotate_right(1) & !w & pool::live_mask(i) != 0)
+    {
         return Err("(5) object bit on a block that is not allocated".into());
     }
     for k in carved..capacity.max(carved) {

@@ -41,8 +41,8 @@ use super::size_class::{ALIGNMENT, ALIGNMENT_SHIFT, POOL_MASK, POOL_SIZE, class_
 pub(crate) const LIVE_WORDS: usize = POOL_SIZE / 16 / 64;
 /// Words of `state`: two bits per granule.
 pub(crate) const STATE_WORDS: usize = 2 * LIVE_WORDS;
-/// The live bits of a `state` word (the even ones).
-pub(crate) const LIVE_BITS: u64 = 0x5555_5555_5555_5555;
+/// The live bits of a `state` word whose granules have an even `g / 16`.
+const LIVE_BITS: u64 = 0x5555_5555_5555_5555;
 
 /// The header at the start of every pool in use.
 #[repr(C)]
@@ -66,10 +66,14 @@ pub struct PoolHeader {
     pub maxnextoffset: u32,
     /// Block size in bytes.
     pub size: u32,
-    /// Two bits per granule `g`, in word `g / 32` at bits `2 (g % 32)`
-    /// (live: an allocated block starts there) and `2 (g % 32) + 1` (that
-    /// block holds an object). Sharing a word, a free clears both with one
-    /// store, on one cache line.
+    /// Two bits per granule `g`, in word `(g + STATE_ROTATION) % 32` at
+    /// bit `g / 16` (live: an allocated block starts there) and the next
+    /// bit, mod 64 (that block holds an object). Sharing a word, a free
+    /// clears both with one store, on one cache line. The words are
+    /// transposed (granule g's neighbours in a word are g ± 32, not g ± 1) so
+    /// that blocks of 512 bytes all use word 0, in the header's first cache
+    /// line, and blocks of 256 bytes words 0 and 16: a pool of large blocks
+    /// touches one or two lines of its header, not five.
     pub state: [u64; STATE_WORDS],
     /// Bit `g` meaningful only where the object bit is set: the object is a
     /// GC object, whose `PyObject` starts after a 16-byte GC header.
@@ -90,23 +94,67 @@ pub fn pool_of(p: *mut u8) -> *mut PoolHeader {
     ((p as usize) & !POOL_MASK) as *mut PoolHeader
 }
 
+/// Added to a granule's index before it is taken mod 32 to choose its
+/// `state` word: the first block starts at granule `POOL_OVERHEAD / 16`
+/// (27), so with this rotation it falls in word 0, and so does every block
+/// 32 granules (512 bytes) after it; blocks 16 granules apart use words 0
+/// and 16. Word 0 shares the header's first cache line with the fields
+/// every malloc and free read, so a pool of 512-byte blocks keeps all its
+/// block states there (see `PoolHeader::state`).
+pub(crate) const STATE_ROTATION: usize = (32 - (POOL_OVERHEAD >> ALIGNMENT_SHIFT) % 32) % 32;
+
+/// The `state` word of granule `g` of a pool (`g < POOL_SIZE / 16`).
+#[inline(always)]
+pub(crate) const fn state_word(g: usize) -> usize {
+    (g + STATE_ROTATION) % STATE_WORDS
+}
+
+/// The position of granule `g`'s live bit in its `state` word; its object
+/// bit is the next one, mod 64. Bits of `g` above the pool's are taken mod
+/// 64 by the shifts and rotations that use it.
+#[inline(always)]
+pub(crate) const fn state_position(g: usize) -> u32 {
+    (g >> 4) as u32
+}
+
+/// The live bits of `state` word `w`: the granules of a word are `g`, `g +
+/// 32`, `g + 64` ..., so their positions `g / 16` all have the parity of
+/// bit 4 of `g`. The object bits are the others.
+#[inline(always)]
+pub(crate) const fn live_mask(w: usize) -> u64 {
+    LIVE_BITS.rotate_left(((w.wrapping_sub(STATE_ROTATION) >> 4) & 1) as u32)
+}
+
+/// The granule whose live bit is at position `pos` of `state` word `w`
+/// (the inverse of [`state_word`] and [`state_position`]).
+#[inline(always)]
+pub(crate) const fn granule_at(w: usize, pos: u32) -> usize {
+    ((pos as usize) << 4) | (w.wrapping_sub(STATE_ROTATION) & 15)
+}
+
 /// The `state` word describing a block starting at the 16-byte aligned
-/// `p`, and the position of its live bit there (its object bit is next;
-/// the position is meaningless for an unaligned `p`, which callers reject).
+/// `p`, and the position of its live bit there (its object bit is next,
+/// mod 64; the position is meaningless for an unaligned `p`, which callers
+/// reject).
 #[inline(always)]
 fn state_slot(pool: *mut PoolHeader, p: *mut u8) -> (*mut u64, u32) {
-    let granule = ((p as usize) & POOL_MASK) >> ALIGNMENT_SHIFT;
-    // SAFETY: only an address computation inside the header: granule / 32
-    // < STATE_WORDS because granule < POOL_SIZE / 16.
-    let word = unsafe {
-        ptr::addr_of_mut!((*pool).state)
-            .cast::<u64>()
-            .add(granule >> 5)
-    };
-    // 2 (g % 32) is bits 3..8 of an aligned p. The callers shift with
+    // Granule g of the pool is bits 4..13 of p; state_word needs only g
+    // mod 32 (bits 4..8), so the pool mask is not applied, and the rotation
+    // is added before the shift (one `lea`, where adding it after would
+    // take a `mov` and an `add`).
+    let index = ((p as usize).wrapping_add(STATE_ROTATION << ALIGNMENT_SHIFT) >> ALIGNMENT_SHIFT)
+        % STATE_WORDS;
+    debug_assert_eq!(
+        index,
+        state_word(((p as usize) & POOL_MASK) >> ALIGNMENT_SHIFT)
+    );
+    // SAFETY: only an address computation inside the header: the index is
+    // below STATE_WORDS.
+    let word = unsafe { ptr::addr_of_mut!((*pool).state).cast::<u64>().add(index) };
+    // g / 16 is bits 8..13 of p. The callers shift and rotate with
     // `wrapping_shl`/`wrapping_shr`/`rotate_left`, which take the count mod
     // 64 as x86's shift and bit-test instructions do, so no mask is spent.
-    (word, ((p as usize) >> 3) as u32)
+    (word, state_position((p as usize) >> ALIGNMENT_SHIFT))
 }
 
 /// The word and bit of `gcs` for a block starting at `p`.
@@ -190,7 +238,7 @@ pub unsafe fn mark_object(pool: *mut PoolHeader, p: *mut u8, gc: bool) {
     let (gword, bit) = gcs_slot(pool, p);
     // SAFETY: both words lie in the live header (caller's contract).
     unsafe {
-        *word |= 2u64.wrapping_shl(shift);
+        *word |= 2u64.rotate_left(shift);
         if gc {
             *gword |= bit;
         } else {
@@ -222,7 +270,7 @@ pub unsafe fn object_kind(pool: *mut PoolHeader, p: *mut u8) -> Option<bool> {
     let (word, shift) = state_slot(pool, p);
     // SAFETY: as in mark_object.
     unsafe {
-        if (*word).wrapping_shr(shift) & 3 != 3 {
+        if (*word).rotate_right(shift) & 3 != 3 {
             return None;
         }
         let (gword, bit) = gcs_slot(pool, p);
@@ -244,7 +292,7 @@ pub unsafe fn live_kind(pool: *mut PoolHeader, p: *mut u8) -> Option<Option<bool
     let (word, shift) = state_slot(pool, p);
     // SAFETY: caller's contract.
     unsafe {
-        match (*word).wrapping_shr(shift) & 3 {
+        match (*word).rotate_right(shift) & 3 {
             1 => Some(None),
             3 => {
                 let (gword, bit) = gcs_slot(pool, p);
@@ -368,5 +416,39 @@ mod tests {
         for c in 0..NB_SMALL_SIZE_CLASSES {
             assert!(blocks_per_pool(c) >= 2);
         }
+    }
+
+    #[test]
+    fn state_bits_are_one_pair_per_granule_and_large_blocks_share_word_0() {
+        // Every granule has its own live bit, and its object bit (the next
+        // position, mod 64) is nobody's live bit.
+        let mut seen = [0u64; STATE_WORDS];
+        for g in 0..POOL_SIZE / ALIGNMENT {
+            let (w, pos) = (state_word(g), state_position(g));
+            assert!(w < STATE_WORDS && pos < 64);
+            let live = 1u64 << pos;
+            assert_eq!(live & live_mask(w), live, "granule {g}");
+            assert_eq!(live.rotate_left(1) & live_mask(w), 0, "granule {g}");
+            assert_eq!(seen[w] & live, 0, "granule {g} shares a bit");
+            seen[w] |= live;
+            assert_eq!(granule_at(w, pos), g);
+        }
+        assert!(seen.iter().enumerate().all(|(w, &s)| s == live_mask(w)));
+        // The words the blocks of a class use, from the pool's first block.
+        let words = |size: usize| {
+            let mut ws: Vec<usize> = (POOL_OVERHEAD..=POOL_SIZE - size)
+                .step_by(size)
+                .map(|off| state_word(off / ALIGNMENT))
+                .collect();
+            ws.sort_unstable();
+            ws.dedup();
+            ws
+        };
+        assert_eq!(words(512), [0]);
+        assert_eq!(words(256), [0, 16]);
+        assert_eq!(words(16).len(), STATE_WORDS);
+        // Word 0 lies in the header's first cache line, beside the fields
+        // every call reads.
+        assert!(core::mem::offset_of!(PoolHeader, state) + 8 <= 64);
     }
 }
