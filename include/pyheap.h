@@ -1622,6 +1622,17 @@ int PyHeap_SetOption(const char *key, const char *value);
 int PyHeap_PrintConfig(FILE *out);
 
 /**
+ * The allocator mode in effect, named as `PYHEAP_MALLOC` names it:
+ * "pymalloc", "pymalloc_debug", "malloc" or "malloc_debug" (the debug
+ * hooks installed over pymalloc or malloc count as the debug modes); NULL
+ * when `PyMem_SetAllocator` installed a table that is none of these. The
+ * answer of CPython's `_PyMem_GetCurrentAllocatorName`, without writing
+ * the whole configuration as `PyHeap_PrintConfig` does. The string is
+ * static.
+ */
+const char *PyHeap_GetAllocatorName(void);
+
+/**
  * Sends every report pyheap writes (misuse reports before it aborts,
  * warnings about settings, statistics at exit) to `fn(text, len, ctx)`;
  * NULL sends them back to the log file or stderr. The callback must not

@@ -385,26 +385,44 @@ pub unsafe fn print_stats_if_configured() {
 }
 
 /// The mode the domain tables are in now (hooks may have been installed
-/// by `PyMem_SetupDebugHooks` or replaced by `PyMem_SetAllocator` since).
-fn effective_mode(configured: Mode) -> &'static str {
+/// by `PyMem_SetupDebugHooks` or replaced by `PyMem_SetAllocator` since),
+/// judged by the OBJ domain's table under any tracer: the pool functions
+/// (pymalloc), RAW's (malloc), or the debug hooks over either.
+#[unsafe(link_section = ".text.hot.pyheap")]
+fn effective_mode() -> &'static str {
     use crate::domains::PyMemAllocatorDomain::PYMEM_DOMAIN_OBJ;
+    use crate::domains::PyMemAllocatorEx;
     // SAFETY: read only, under the runtime lock.
     let rt = unsafe { runtime() };
-    if debug::is_hooked(PYMEM_DOMAIN_OBJ) {
-        return if configured == Mode::MallocDebug {
-            "malloc_debug"
-        } else {
-            "pymalloc_debug"
-        };
-    }
     let obj = crate::trace::below_tracer(PYMEM_DOMAIN_OBJ, rt.tables[PYMEM_DOMAIN_OBJ as usize]);
-    if obj.same_as(&crate::domains::PyMemAllocatorEx::POOLED) {
-        "pymalloc"
-    } else if configured == Mode::Malloc {
-        "malloc"
-    } else {
-        "custom (PyMem_SetAllocator)"
+    let (table, debug) = match debug::wrapped_table(PYMEM_DOMAIN_OBJ) {
+        Some(below) => (below, true),
+        None => (obj, false),
+    };
+    match (
+        table.same_as(&PyMemAllocatorEx::POOLED),
+        table.same_as(&PyMemAllocatorEx::RAW),
+        debug,
+    ) {
+        (true, _, false) => "pymalloc",
+        (true, _, true) => "pymalloc_debug",
+        (false, true, false) => "malloc",
+        (false, true, true) => "malloc_debug",
+        (false, false, _) => "custom (PyMem_SetAllocator)",
     }
+}
+
+/// The allocator mode in effect as a C string, or None when the OBJ
+/// domain's table (under any tracer) is a custom one.
+#[unsafe(link_section = ".text.hot.pyheap")]
+pub fn allocator_name() -> Option<&'static core::ffi::CStr> {
+    Some(match effective_mode() {
+        "pymalloc" => c"pymalloc",
+        "pymalloc_debug" => c"pymalloc_debug",
+        "malloc" => c"malloc",
+        "malloc_debug" => c"malloc_debug",
+        _ => return None,
+    })
 }
 
 fn mode_name(m: Mode) -> &'static str {
@@ -434,7 +452,7 @@ pub fn describe() -> String {
     let (c, rt) = unsafe { (config(), runtime()) };
     let t = rt.gc.threshold;
     let values = [
-        effective_mode(c.mode).to_string(),
+        effective_mode().to_string(),
         format!("{}/{}/{}", t[0], t[1], t[2]),
         rt.gc.debug.to_string(),
         c.log_file.clone().unwrap_or_else(|| "(stderr)".into()),
@@ -454,11 +472,21 @@ pub fn describe() -> String {
     out
 }
 
+/// An environment variable's value. The name is made NUL-terminated on
+/// the stack: this runs before `main`, and a program that sets nothing
+/// should not pay for the allocator and string code it would otherwise
+/// touch (its pages count in the process's RSS).
+#[unsafe(link_section = ".text.hot.pyheap")]
 fn getenv(name: &str) -> Option<String> {
-    let c = std::ffi::CString::new(name).ok()?;
+    let mut c = [0u8; 32];
+    // (Names are ours, without NUL bytes; one would only shorten it.)
+    if name.len() >= c.len() {
+        return None;
+    }
+    c[..name.len()].copy_from_slice(name.as_bytes());
     // SAFETY: a NUL-terminated name; the value is copied at once.
     unsafe {
-        let v = libc::getenv(c.as_ptr());
+        let v = libc::getenv(c.as_ptr().cast());
         (!v.is_null()).then(|| core::ffi::CStr::from_ptr(v).to_string_lossy().into_owned())
     }
 }
@@ -468,6 +496,7 @@ fn getenv(name: &str) -> Option<String> {
 ///
 /// # Safety
 /// Load time: no other thread, no allocation from MEM or OBJ yet.
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub unsafe fn load_from_environment() {
     let mut settings: Vec<(String, String, Source)> = Vec::new();
     if let Some(conf) = getenv("PYHEAP_CONF") {
@@ -479,6 +508,9 @@ pub unsafe fn load_from_environment() {
         if let Some(v) = getenv(var) {
             settings.push((key.to_string(), v, Source::Env));
         }
+    }
+    if settings.is_empty() {
+        return;
     }
     // The allocator mode first, whatever its source: tracing wraps the
     // tables the mode installs, and a mode cannot change while tracing.
@@ -504,6 +536,7 @@ pub unsafe fn load_from_environment() {
 
 /// Runs [`load_from_environment`] when the library is loaded (ELF
 /// constructors), before `main`.
+#[unsafe(link_section = ".text.hot.pyheap")]
 extern "C" fn load_time_init() {
     crate::threads::register_fork_handlers();
     crate::leaks::register_exit_report();

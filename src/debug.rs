@@ -97,6 +97,14 @@ pub fn is_hooked(d: PyMemAllocatorDomain) -> bool {
     t.malloc.map(|f| f as usize) == Some(debug_malloc as unsafe extern "C" fn(_, _) -> _ as usize)
 }
 
+/// The table the debug hooks of domain `d` forward to, if they are
+/// installed there.
+pub fn wrapped_table(d: PyMemAllocatorDomain) -> Option<PyMemAllocatorEx> {
+    // SAFETY: the hook's `wrapped` is written only while installing it,
+    // under the runtime lock the caller holds.
+    is_hooked(d).then(|| unsafe { (*hook(d)).wrapped })
+}
+
 /// `PyMem_SetupDebugHooks`: wraps every domain not already wrapped.
 ///
 /// # Safety

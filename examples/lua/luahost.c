@@ -215,26 +215,11 @@ __attribute__((noinline)) static void *luahost_alloc(void *ud, void *ptr, size_t
 }
 
 #ifdef USING_PYHEAP
-/* The allocator mode as PyHeap_PrintConfig writes it ("malloc: NAME (...)"). */
+/* Whether pyheap runs in allocator mode `want` (PyHeap_GetAllocatorName:
+ * NULL for a custom table). */
 __attribute__((unused)) static int malloc_mode_is(const char *want) {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f)
-        return 0;
-    PyHeap_PrintConfig(f);
-    fclose(f);
-    int yes = 0;
-    for (char *line = text; line && *line;) {
-        char *end = strchr(line, '\n');
-        size_t n = strlen(want);
-        if (strncmp(line, "malloc: ", 8) == 0 && strncmp(line + 8, want, n) == 0 &&
-            line[8 + n] == ' ')
-            yes = 1;
-        line = end ? end + 1 : NULL;
-    }
-    free(text);
-    return yes;
+    const char *name = PyHeap_GetAllocatorName();
+    return name != NULL && strcmp(name, want) == 0;
 }
 #endif
 

@@ -1,6 +1,6 @@
 //! Configuration from C: `PyHeap_Config` with `PyHeap_InitConfig` and
-//! `PyHeap_Initialize`, `PyHeap_SetOption`, `PyHeap_PrintConfig`, and
-//! `PyHeap_SetOutput` for where reports go.
+//! `PyHeap_Initialize`, `PyHeap_SetOption`, `PyHeap_PrintConfig`,
+//! `PyHeap_GetAllocatorName`, and `PyHeap_SetOutput` for where reports go.
 
 use core::ffi::{CStr, c_char, c_int, c_long, c_void};
 
@@ -184,6 +184,19 @@ pub unsafe extern "C" fn PyHeap_PrintConfig(out: *mut libc::FILE) -> c_int {
     // SAFETY: out is an open stream (caller); the buffer is our string.
     let n = unsafe { libc::fwrite(text.as_ptr().cast(), 1, text.len(), out) };
     if n == text.len() { 0 } else { -1 }
+}
+
+/// The allocator mode in effect, named as `PYHEAP_MALLOC` names it:
+/// "pymalloc", "pymalloc_debug", "malloc" or "malloc_debug" (the debug
+/// hooks installed over pymalloc or malloc count as the debug modes); NULL
+/// when `PyMem_SetAllocator` installed a table that is none of these. The
+/// answer of CPython's `_PyMem_GetCurrentAllocatorName`, without writing
+/// the whole configuration as `PyHeap_PrintConfig` does. The string is
+/// static.
+#[unsafe(no_mangle)]
+pub extern "C" fn PyHeap_GetAllocatorName() -> *const c_char {
+    super::boundary("PyHeap_GetAllocatorName", config::allocator_name)
+        .map_or(core::ptr::null(), CStr::as_ptr)
 }
 
 /// Sends every report pyheap writes (misuse reports before it aborts,

@@ -62,6 +62,9 @@ impl ObjectState {
 
     /// An unpooled object block moved from `from` to `to` (realloc).
     pub fn move_raw(&mut self, from: *mut u8, to: *mut u8) {
+        if self.raw.is_empty() {
+            return;
+        }
         if let Some(gc) = self.raw.remove(&(from as usize)) {
             self.raw.insert(to as usize, gc);
         }
