@@ -39,11 +39,14 @@ declare -A cg_size=([binary_trees]=12 [strings]=10000 [table_churn]=10000 [closu
 have_lib() { ldconfig -p | grep -F "$1" >/dev/null; }
 cargo build --release --quiet
 lib="${CARGO_TARGET_DIR:-target}/release/libpyheap.a"
+# Every host is linked with --gc-sections, as rustc links Rust programs
+# and the README advises for libpyheap.a: the parts of Rust's standard
+# library pyheap never calls stay out (it changes nothing for the others).
 build() { # name, then flags
     local name=$1
     shift
     cc -O2 -g -Wall -Wextra -Iinclude -I/usr/include/lua5.4 examples/lua/luahost.c \
-        -o "$out/luahost-$name" "$@"
+        -o "$out/luahost-$name" "$@" -Wl,--gc-sections
 }
 pylibs=("$lib" -llua5.4 -lpthread -ldl -lm)
 build pyheap -DALLOC_PYHEAP "${pylibs[@]}"

@@ -262,6 +262,7 @@ pub unsafe fn raw_domain_free(t: &PyMemAllocatorEx, p: *mut u8) {
 ///
 /// # Safety
 /// Callable with any arguments.
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub unsafe extern "C" fn raw_malloc(_ctx: *mut c_void, n: usize) -> *mut c_void {
     // SAFETY: libc malloc accepts any size.
     unsafe { libc::malloc(n.max(1)) }
@@ -271,6 +272,7 @@ pub unsafe extern "C" fn raw_malloc(_ctx: *mut c_void, n: usize) -> *mut c_void 
 ///
 /// # Safety
 /// Callable with any arguments.
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub unsafe extern "C" fn raw_calloc(_ctx: *mut c_void, nelem: usize, elsize: usize) -> *mut c_void {
     let (nelem, elsize) = if nelem == 0 || elsize == 0 {
         (1, 1)
@@ -285,6 +287,7 @@ pub unsafe extern "C" fn raw_calloc(_ctx: *mut c_void, nelem: usize, elsize: usi
 ///
 /// # Safety
 /// `p` is null or a live block from the RAW defaults.
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub unsafe extern "C" fn raw_realloc(_ctx: *mut c_void, p: *mut c_void, n: usize) -> *mut c_void {
     // SAFETY: caller's contract.
     unsafe { libc::realloc(p, n.max(1)) }
@@ -294,6 +297,7 @@ pub unsafe extern "C" fn raw_realloc(_ctx: *mut c_void, p: *mut c_void, n: usize
 ///
 /// # Safety
 /// `p` is null or a live block from the RAW defaults.
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub unsafe extern "C" fn raw_free(_ctx: *mut c_void, p: *mut c_void) {
     // SAFETY: caller's contract.
     unsafe { libc::free(p) }
@@ -316,6 +320,7 @@ pub fn pooled_malloc(rt: &mut Runtime, n: usize) -> *mut u8 {
 /// tail-called, so the fast path saves no registers; `n` comes first, where
 /// the entry points receive it, so the jump needs no move.
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.pyheap")]
 fn pooled_malloc_slow(n: usize, rt: &mut Runtime) -> *mut u8 {
     if crate::lifecycle::needs_initialize() {
         return pooled_malloc_first(n, rt);
@@ -339,6 +344,7 @@ fn pooled_malloc_slow(n: usize, rt: &mut Runtime) -> *mut u8 {
 /// `pooled_malloc_slow` before the runtime was ever initialised.
 #[cold]
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.pyheap")]
 fn pooled_malloc_first(n: usize, rt: &mut Runtime) -> *mut u8 {
     crate::lifecycle::lazy_initialize();
     pooled_malloc_slow(n, rt)
@@ -347,6 +353,7 @@ fn pooled_malloc_first(n: usize, rt: &mut Runtime) -> *mut u8 {
 /// A small request when no arena in use has a free pool: the spare or a
 /// new arena, else (no arena could be had) the RAW domain.
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.pyheap")]
 fn pooled_malloc_new_arena(n: usize, rt: &mut Runtime) -> *mut u8 {
     let p = rt
         .heap
@@ -358,6 +365,7 @@ fn pooled_malloc_new_arena(n: usize, rt: &mut Runtime) -> *mut u8 {
 }
 
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.pyheap")]
 fn pooled_malloc_raw(rt: &mut Runtime, n: usize) -> *mut u8 {
     let p = raw_domain_malloc(&rt.tables[0], n);
     if !p.is_null() {
@@ -401,6 +409,7 @@ pub unsafe fn pooled_free(rt: &mut Runtime, p: *mut u8, api: &'static str) {
 
 /// The RAW half of [`pooled_free`] (`p` first, as in `pooled_malloc_slow`).
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.pyheap")]
 unsafe fn pooled_free_raw(p: *mut u8, rt: &mut Runtime) {
     if p.is_null() {
         return;
@@ -442,6 +451,7 @@ pub unsafe fn pooled_realloc(rt: &mut Runtime, p: *mut u8, n: usize, api: &'stat
 /// # Safety
 /// `p` is a live RAW block.
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.pyheap")]
 unsafe fn realloc_foreign(rt: &mut Runtime, p: *mut u8, n: usize) -> *mut u8 {
     // SAFETY: caller's contract.
     let q = unsafe { raw_domain_realloc(&rt.tables[0], p, n) };
@@ -458,6 +468,7 @@ unsafe fn realloc_foreign(rt: &mut Runtime, p: *mut u8, n: usize) -> *mut u8 {
 /// `p` is an allocated pooled block of `size` bytes, as `owned_block` just
 /// found it.
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.pyheap")]
 unsafe fn realloc_move(
     rt: &mut Runtime,
     p: *mut u8,
@@ -489,6 +500,7 @@ unsafe fn realloc_move(
 ///
 /// # Safety
 /// Callable with any arguments by the thread holding the runtime lock.
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub unsafe extern "C" fn pool_malloc(_ctx: *mut c_void, n: usize) -> *mut c_void {
     // SAFETY: caller holds the runtime lock.
     pooled_malloc(unsafe { runtime() }, n).cast()
@@ -498,6 +510,7 @@ pub unsafe extern "C" fn pool_malloc(_ctx: *mut c_void, n: usize) -> *mut c_void
 ///
 /// # Safety
 /// As for [`pool_malloc`]; the product must not overflow.
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub unsafe extern "C" fn pool_calloc(
     _ctx: *mut c_void,
     nelem: usize,
@@ -514,6 +527,7 @@ pub unsafe extern "C" fn pool_calloc(
 ///
 /// # Safety
 /// As for [`pooled_realloc`].
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub unsafe extern "C" fn pool_realloc(_ctx: *mut c_void, p: *mut c_void, n: usize) -> *mut c_void {
     // SAFETY: caller's contract.
     unsafe { pooled_realloc(runtime(), p.cast(), n, "realloc of the pool allocator").cast() }
@@ -523,6 +537,7 @@ pub unsafe extern "C" fn pool_realloc(_ctx: *mut c_void, p: *mut c_void, n: usiz
 ///
 /// # Safety
 /// As for [`pooled_free`].
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub unsafe extern "C" fn pool_free(_ctx: *mut c_void, p: *mut c_void) {
     // SAFETY: caller's contract.
     unsafe { pooled_free(runtime(), p.cast(), "free of the pool allocator") }

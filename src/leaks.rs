@@ -203,6 +203,7 @@ pub fn rearm() {
 /// Registers the exit handler (once). The load-time constructor registers
 /// it before `main`, so that it runs after every handler the program and
 /// pyheap register later: its `_exit` for `abort_on_leak` skips none.
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub fn register_exit_report() {
     if !EXIT_HANDLER.swap(true, Ordering::Relaxed) {
         // SAFETY: registering a plain function.
@@ -258,6 +259,7 @@ pub(crate) fn after_fork_child() {
     FORKED_CHILD.store(true, Ordering::Relaxed);
 }
 
+#[unsafe(link_section = ".text.hot.pyheap")]
 extern "C" fn report_at_exit() {
     if FORKED_CHILD.load(Ordering::Relaxed) {
         return;

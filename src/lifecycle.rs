@@ -91,6 +91,7 @@ pub fn needs_initialize() -> bool {
 
 #[cold]
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.pyheap")]
 fn lazy_initialize_slow() {
     let bind = {
         let _g = INIT.lock().unwrap_or_else(|e| e.into_inner());

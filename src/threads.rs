@@ -212,6 +212,7 @@ pub fn this_thread_state() -> *mut PyThreadState {
 
 /// Takes the lock for `ts`, this thread's state; waits while another
 /// thread holds it.
+#[unsafe(link_section = ".text.hot.pyheap")]
 fn take(ts: *mut PyThreadState, api: &str) {
     let mut g = Guard::lock();
     if g.state().lost_at_fork {
@@ -265,6 +266,7 @@ fn release(ts: *mut PyThreadState) {
 }
 
 /// A new thread state, registered.
+#[unsafe(link_section = ".text.hot.pyheap")]
 fn new_thread_state() -> *mut PyThreadState {
     let ts = Box::into_raw(Box::new(PyThreadState { counter: 0 }));
     Guard::lock().state().threads.push(ts);
@@ -497,6 +499,7 @@ extern "C" fn after_fork_child() {
 }
 
 /// Registers the fork handlers (once, at load time).
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub fn register_fork_handlers() {
     // SAFETY: three plain functions, valid for the life of the process.
     unsafe {

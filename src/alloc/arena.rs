@@ -101,6 +101,7 @@ impl ArenaTable {
 
     /// Adds a live arena and files it in its bucket. Returns its index, or
     /// None if the table cannot grow.
+    #[unsafe(link_section = ".text.hot.pyheap")]
     pub fn insert(&mut self, arena: Arena) -> Option<u32> {
         let idx = match self.unused.pop() {
             Some(i) => {

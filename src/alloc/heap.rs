@@ -386,6 +386,7 @@ impl SmallHeap {
     /// `idx` is what `pool_source` returned (the fullest arena with room),
     /// nothing changed since; `c` is a size class with no partly used pool.
     #[inline(never)]
+    #[unsafe(link_section = ".text.hot.pyheap")]
     pub unsafe fn alloc_from_arena(&mut self, idx: u32, c: usize) -> *mut u8 {
         debug_assert!(
             self.used[c] == sentinel(),
@@ -402,6 +403,7 @@ impl SmallHeap {
     /// but the spare has a free pool: the spare (then its dirty pools count
     /// against the budget), else a new arena. Null if none could be had.
     #[inline(never)]
+    #[unsafe(link_section = ".text.hot.pyheap")]
     pub(crate) fn alloc_from_new_arena(&mut self, c: usize) -> *mut u8 {
         if !self.wants_new_pool(c) {
             return ptr::null_mut();
@@ -527,6 +529,7 @@ impl SmallHeap {
     /// # Safety
     /// `pool` is a live pool header just updated by `free`.
     #[inline(never)]
+    #[unsafe(link_section = ".text.hot.pyheap")]
     unsafe fn pool_emptied(&mut self, pool: *mut PoolHeader, was_full: bool) {
         // SAFETY: caller's contract; list operations keep invariant 1.
         unsafe {
@@ -562,6 +565,7 @@ impl SmallHeap {
     /// The rest of [`pool_emptied`](Self::pool_emptied) when arena `idx` has
     /// become wholly free or the dirty pools may be over the budget.
     #[inline(never)]
+    #[unsafe(link_section = ".text.hot.pyheap")]
     fn over_budget_or_wholly_free(&mut self, idx: u32, wholly_free: bool) {
         if wholly_free {
             if self.spare == NONE {
@@ -583,6 +587,7 @@ impl SmallHeap {
     /// Restores invariants 4 and 5: past the budget, gives back down to
     /// three quarters of it, then releases wholly free arenas beyond the
     /// proportional part.
+    #[unsafe(link_section = ".text.hot.pyheap")]
     fn keep_budget(&mut self) {
         let budget = self.budget();
         if self.counted_dirty() > budget {
@@ -597,6 +602,7 @@ impl SmallHeap {
     /// pools exceed the budget's proportional part (invariant 5), so that
     /// once everything is freed only the spare is left.
     #[inline(never)]
+    #[unsafe(link_section = ".text.hot.pyheap")]
     fn release_free_arenas(&mut self) {
         // Only purgeable arenas, of 64 pools, stay wholly free beside the
         // spare (invariant 3).
@@ -673,6 +679,7 @@ impl SmallHeap {
     /// Gets an arena from the arena allocator, registers its pools in the
     /// address map and files it. None on any failure (nothing leaks).
     #[cold]
+    #[unsafe(link_section = ".text.hot.pyheap")]
     fn new_arena(&mut self) -> Option<u32> {
         let alloc = self.arena_allocator;
         let alloc_fn = alloc.alloc?;
@@ -734,6 +741,7 @@ impl SmallHeap {
     }
 
     /// Gives a wholly free arena back to the allocator that made it.
+    #[unsafe(link_section = ".text.hot.pyheap")]
     fn release_arena(&mut self, idx: u32) {
         let a = self.arenas.slots[idx as usize];
         debug_assert!(a.is_wholly_free());
@@ -764,6 +772,7 @@ impl SmallHeap {
     /// free arenas to their allocator, the pages of other dirty pools to
     /// the OS.
     #[cold]
+    #[unsafe(link_section = ".text.hot.pyheap")]
     pub fn purge(&mut self) {
         self.give_back(0);
     }
@@ -774,6 +783,7 @@ impl SmallHeap {
     /// (`madvise`, one call per run of consecutive pools).
     #[cold]
     #[inline(never)]
+    #[unsafe(link_section = ".text.hot.pyheap")]
     fn give_back(&mut self, low: usize) {
         // The non-empty buckets, emptiest first. Purging leaves an arena in
         // its bucket and releasing empties bucket 64 only as it is walked,

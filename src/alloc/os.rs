@@ -8,6 +8,7 @@ use super::size_class::ARENA_SIZE;
 
 /// Maps `size` bytes of zeroed, read-write memory aligned to `align` (a power
 /// of two, at least the page size). Returns null on failure.
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub fn map_aligned(size: usize, align: usize) -> *mut u8 {
     debug_assert!(align.is_power_of_two());
     let Some(span) = size.checked_add(align) else {
@@ -64,6 +65,7 @@ pub unsafe fn unmap(p: *mut u8, size: usize) {
 /// # Safety
 /// The range must be inside a private anonymous mapping of ours whose
 /// contents nobody needs any more.
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub unsafe fn discard(p: *mut u8, len: usize) -> bool {
     // SAFETY: the caller vouches that the range is ours and dead. MADV_DONTNEED
     // on private anonymous memory only replaces pages with zero pages.
@@ -87,6 +89,7 @@ pub unsafe fn no_huge_pages(p: *mut u8, len: usize) {
 ///
 /// # Safety
 /// Callable from C with any arguments.
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub unsafe extern "C" fn default_arena_alloc(_ctx: *mut c_void, size: usize) -> *mut c_void {
     map_aligned(size, ARENA_SIZE).cast()
 }
@@ -95,6 +98,7 @@ pub unsafe extern "C" fn default_arena_alloc(_ctx: *mut c_void, size: usize) -> 
 ///
 /// # Safety
 /// `p` must come from [`default_arena_alloc`] with the same `size`.
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub unsafe extern "C" fn default_arena_free(_ctx: *mut c_void, p: *mut c_void, size: usize) {
     // SAFETY: forwarded contract.
     unsafe { unmap(p.cast(), size) }

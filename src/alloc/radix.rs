@@ -127,6 +127,7 @@ impl RadixMap {
         (mask >> ((addr >> POOL_BITS) & 63)) & 1 != 0
     }
 
+    #[unsafe(link_section = ".text.hot.pyheap")]
     fn entry_mut(&mut self, chunk: usize) -> Result<&mut u64, RegisterError> {
         let top = chunk >> LEAF_BITS;
         if top >= ROOT_LEN {
@@ -179,6 +180,7 @@ impl RadixMap {
     /// Marks `[start, end)` as pooled. The range must be non-empty, at most
     /// `ARENA_SIZE` long and pool-aligned at both ends (true of every
     /// arena's pool range).
+    #[unsafe(link_section = ".text.hot.pyheap")]
     pub fn register(&mut self, start: usize, end: usize) -> Result<(), RegisterError> {
         debug_assert!(start < end && end - start <= ARENA_SIZE);
         debug_assert!(start % POOL_SIZE == 0 && end % POOL_SIZE == 0);
@@ -197,6 +199,7 @@ impl RadixMap {
     }
 
     /// Forgets a range given earlier to [`RadixMap::register`].
+    #[unsafe(link_section = ".text.hot.pyheap")]
     pub fn unregister(&mut self, start: usize, end: usize) {
         let first = start >> ARENA_BITS;
         let last = (end - 1) >> ARENA_BITS;

@@ -23,6 +23,7 @@ fn calloc_fits(nelem: usize, elsize: usize) -> bool {
 /// and usable before initialisation. Size 0 gives a unique non-NULL pointer;
 /// sizes above `PY_SSIZE_T_MAX` give NULL.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub extern "C" fn PyMem_RawMalloc(size: usize) -> *mut c_void {
     if size > MAX_REQUEST {
         return ptr::null_mut();
@@ -33,6 +34,7 @@ pub extern "C" fn PyMem_RawMalloc(size: usize) -> *mut c_void {
 /// Allocates `nelem * elsize` zeroed bytes from the RAW domain; NULL if the
 /// product exceeds `PY_SSIZE_T_MAX`.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub extern "C" fn PyMem_RawCalloc(nelem: usize, elsize: usize) -> *mut c_void {
     if !calloc_fits(nelem, elsize) {
         return ptr::null_mut();
@@ -46,6 +48,7 @@ pub extern "C" fn PyMem_RawCalloc(nelem: usize, elsize: usize) -> *mut c_void {
 /// # Safety
 /// `ptr` must be NULL or a live block of the RAW domain.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub unsafe extern "C" fn PyMem_RawRealloc(ptr: *mut c_void, new_size: usize) -> *mut c_void {
     if new_size > MAX_REQUEST {
         return ptr::null_mut();
@@ -59,6 +62,7 @@ pub unsafe extern "C" fn PyMem_RawRealloc(ptr: *mut c_void, new_size: usize) -> 
 /// # Safety
 /// `ptr` must be NULL or a live block of the RAW domain.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub unsafe extern "C" fn PyMem_RawFree(ptr: *mut c_void) {
     // SAFETY: caller's contract.
     unsafe { domains::raw_domain_free(&raw_table(), ptr.cast()) }
@@ -202,6 +206,7 @@ unsafe fn installed_free(p: *mut c_void, d: PyMemAllocatorDomain) {
 /// allocator by default). Size 0 gives a unique non-NULL pointer; sizes
 /// above `PY_SSIZE_T_MAX` give NULL. Requires the runtime lock.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub extern "C" fn PyMem_Malloc(size: usize) -> *mut c_void {
     domain_malloc(MEM, size)
 }
@@ -209,6 +214,7 @@ pub extern "C" fn PyMem_Malloc(size: usize) -> *mut c_void {
 /// Allocates `nelem * elsize` zeroed bytes from the MEM domain; NULL if the
 /// product exceeds `PY_SSIZE_T_MAX`.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub extern "C" fn PyMem_Calloc(nelem: usize, elsize: usize) -> *mut c_void {
     domain_calloc(MEM, nelem, elsize)
 }
@@ -220,6 +226,7 @@ pub extern "C" fn PyMem_Calloc(nelem: usize, elsize: usize) -> *mut c_void {
 /// # Safety
 /// `ptr` must be NULL or a live block of the MEM domain.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub unsafe extern "C" fn PyMem_Realloc(ptr: *mut c_void, new_size: usize) -> *mut c_void {
     // SAFETY: caller's contract.
     unsafe { domain_realloc(MEM, ptr, new_size, "PyMem_Realloc") }
@@ -231,6 +238,7 @@ pub unsafe extern "C" fn PyMem_Realloc(ptr: *mut c_void, new_size: usize) -> *mu
 /// # Safety
 /// `ptr` must be NULL or a live block of the MEM domain.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub unsafe extern "C" fn PyMem_Free(ptr: *mut c_void) {
     // SAFETY: caller's contract.
     unsafe { domain_free(MEM, ptr, "PyMem_Free") }
@@ -240,6 +248,7 @@ pub unsafe extern "C" fn PyMem_Free(ptr: *mut c_void) {
 /// allocator by default). Size 0 gives a unique non-NULL pointer; sizes
 /// above `PY_SSIZE_T_MAX` give NULL. Requires the runtime lock.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub extern "C" fn PyObject_Malloc(size: usize) -> *mut c_void {
     domain_malloc(OBJ, size)
 }
@@ -247,6 +256,7 @@ pub extern "C" fn PyObject_Malloc(size: usize) -> *mut c_void {
 /// Allocates `nelem * elsize` zeroed bytes from the OBJ domain; NULL if the
 /// product exceeds `PY_SSIZE_T_MAX`.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub extern "C" fn PyObject_Calloc(nelem: usize, elsize: usize) -> *mut c_void {
     domain_calloc(OBJ, nelem, elsize)
 }
@@ -258,6 +268,7 @@ pub extern "C" fn PyObject_Calloc(nelem: usize, elsize: usize) -> *mut c_void {
 /// # Safety
 /// `ptr` must be NULL or a live block of the OBJ domain.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub unsafe extern "C" fn PyObject_Realloc(ptr: *mut c_void, new_size: usize) -> *mut c_void {
     // SAFETY: caller's contract.
     unsafe { domain_realloc(OBJ, ptr, new_size, "PyObject_Realloc") }
@@ -269,6 +280,7 @@ pub unsafe extern "C" fn PyObject_Realloc(ptr: *mut c_void, new_size: usize) -> 
 /// # Safety
 /// `ptr` must be NULL or a live block of the OBJ domain.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.hot.pyheap")]
 pub unsafe extern "C" fn PyObject_Free(ptr: *mut c_void) {
     // SAFETY: caller's contract.
     unsafe { domain_free(OBJ, ptr, "PyObject_Free") }
