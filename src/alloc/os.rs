@@ -67,9 +67,20 @@ pub unsafe fn unmap(p: *mut u8, size: usize) {
 /// contents nobody needs any more.
 #[unsafe(link_section = ".text.hot.pyheap")]
 pub unsafe fn discard(p: *mut u8, len: usize) -> bool {
+    #[cfg(test)]
+    if REFUSE_DISCARD.with(core::cell::Cell::get) {
+        return false;
+    }
     // SAFETY: the caller vouches that the range is ours and dead. MADV_DONTNEED
     // on private anonymous memory only replaces pages with zero pages.
     unsafe { libc::madvise(p.cast(), len, libc::MADV_DONTNEED) == 0 }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Unit tests: `discard` fails on this thread, as `madvise` does for
+    /// locked pages, and leaves the memory as it was.
+    pub(crate) static REFUSE_DISCARD: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
 }
 
 /// Asks the kernel not to back `[p, p + len)` with huge pages (a mostly

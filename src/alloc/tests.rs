@@ -140,6 +140,17 @@ proptest! {
     fn unaligned_arenas_and_eager_purging(ops in prop::collection::vec(op(), 1..3000)) {
         run(&ops, true, 1, 0)?;
     }
+
+    /// A purge the kernel refuses (locked pages) leaves the pools' memory
+    /// as it was: the heap forgets their free lists itself, so a clean pool
+    /// still reads as one (invariant 6), and the pools serve again.
+    #[test]
+    fn refused_purges_keep_every_invariant(ops in prop::collection::vec(op(), 1..3000)) {
+        super::os::REFUSE_DISCARD.with(|r| r.set(true));
+        let result = run(&ops, false, 1, 0);
+        super::os::REFUSE_DISCARD.with(|r| r.set(false));
+        result?;
+    }
 }
 
 /// Phases of growth and shrinkage of large blocks: heaps of several arenas
