@@ -1,8 +1,9 @@
 /* PyHeap_GetAllocatorName names the allocator mode in effect, as CPython's
  * _PyMem_GetCurrentAllocatorName does: the mode PYHEAP_MALLOC chose
- * ("debug" is "pymalloc_debug"), NULL while a custom table is installed,
- * the mode again once the table is restored, and the debug mode once the
- * debug hooks are installed over pymalloc or malloc. */
+ * ("debug" is "pymalloc_debug"), NULL while a custom table is installed on
+ * OBJ or on MEM alone, the mode again once the table is restored and while
+ * tracing (which only records), and the debug mode once the debug hooks
+ * are installed over pymalloc or malloc, tracing or not. */
 // pyheap-test: modes pymalloc pymalloc_debug malloc malloc_debug debug
 #include <stdlib.h>
 #include <string.h>
@@ -52,11 +53,26 @@ int main(void) {
     PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &saved);
     CHECK(is(PyHeap_GetAllocatorName(), want));
 
-    /* The debug hooks over a plain mode make it the debug one (a second
-     * call changes nothing). */
+    /* The domains must agree: a custom MEM table alone is custom too. */
+    PyMem_GetAllocator(PYMEM_DOMAIN_MEM, &saved);
+    PyMem_SetAllocator(PYMEM_DOMAIN_MEM, &wrap);
+    CHECK(PyHeap_GetAllocatorName() == NULL);
+    PyMem_SetAllocator(PYMEM_DOMAIN_MEM, &saved);
+    CHECK(is(PyHeap_GetAllocatorName(), want));
+
+    /* Tracing is looked through, and so is a tracer the debug hooks wrap
+     * (tracing started first; a second call of the hooks changes nothing). */
+    CHECK(PyHeap_TraceMalloc_Start(1) == 0);
+    CHECK(is(PyHeap_GetAllocatorName(), want));
     PyMem_SetupDebugHooks();
     const char *debug = strncmp(want, "malloc", 6) == 0 ? "malloc_debug" : "pymalloc_debug";
     name = PyHeap_GetAllocatorName();
     CHECKF(is(name, debug), "after the hooks: got %s", name ? name : "NULL");
+    /* Stopping tracing puts back the tables it found, as CPython's
+     * tracemalloc.stop() does: the hooks installed over the tracer go with
+     * it (in the debug modes, the hooks installed at start stay). */
+    PyHeap_TraceMalloc_Stop();
+    name = PyHeap_GetAllocatorName();
+    CHECKF(is(name, want), "after tracing: got %s", name ? name : "NULL");
     return harness_summary();
 }

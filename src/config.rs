@@ -384,36 +384,69 @@ pub unsafe fn print_stats_if_configured() {
     }
 }
 
+/// What a domain's table is, seen through the tracer (which only records)
+/// and the debug hooks (`debug` set, and what they forward to).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TableKind {
+    Pool,
+    Raw,
+    Custom,
+}
+
+#[unsafe(link_section = ".text.hot.pyheap")]
+fn table_kind(d: crate::domains::PyMemAllocatorDomain) -> (TableKind, bool) {
+    use crate::domains::PyMemAllocatorEx;
+    use crate::trace::below_tracer;
+    // `domains::table` is a plain copy: no reference to the runtime, so
+    // this needs no lock (a concurrent PyMem_SetAllocator is the caller's
+    // race, as in CPython).
+    let (table, debug) = match debug::wrapped_table(d) {
+        // The hooks may wrap the tracer, when tracing started first.
+        Some(below) => (below_tracer(d, below), true),
+        None => (below_tracer(d, crate::domains::table(d)), false),
+    };
+    let kind = if table.same_as(&PyMemAllocatorEx::POOLED) {
+        TableKind::Pool
+    } else if table.same_as(&PyMemAllocatorEx::RAW) {
+        TableKind::Raw
+    } else {
+        TableKind::Custom
+    };
+    (kind, debug)
+}
+
 /// The mode the domain tables are in now (hooks may have been installed
-/// by `PyMem_SetupDebugHooks` or replaced by `PyMem_SetAllocator` since),
-/// judged by the OBJ domain's table under any tracer: the pool functions
-/// (pymalloc), RAW's (malloc), or the debug hooks over either.
+/// by `PyMem_SetupDebugHooks` or replaced by `PyMem_SetAllocator` since).
+/// As CPython's `_PyMem_GetCurrentAllocatorName`, all three domains must
+/// agree: RAW on libc, MEM and OBJ both on the pools (pymalloc) or both on
+/// libc (malloc), and either all three under the debug hooks or none.
+/// Unlike CPython, tracing does not make the mode custom: the tracer only
+/// records, and is looked through.
 #[unsafe(link_section = ".text.hot.pyheap")]
 fn effective_mode() -> &'static str {
-    use crate::domains::PyMemAllocatorDomain::PYMEM_DOMAIN_OBJ;
-    use crate::domains::PyMemAllocatorEx;
-    // SAFETY: read only, under the runtime lock.
-    let rt = unsafe { runtime() };
-    let obj = crate::trace::below_tracer(PYMEM_DOMAIN_OBJ, rt.tables[PYMEM_DOMAIN_OBJ as usize]);
-    let (table, debug) = match debug::wrapped_table(PYMEM_DOMAIN_OBJ) {
-        Some(below) => (below, true),
-        None => (obj, false),
+    use crate::domains::PyMemAllocatorDomain::{
+        PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ, PYMEM_DOMAIN_RAW,
     };
-    match (
-        table.same_as(&PyMemAllocatorEx::POOLED),
-        table.same_as(&PyMemAllocatorEx::RAW),
-        debug,
-    ) {
-        (true, _, false) => "pymalloc",
-        (true, _, true) => "pymalloc_debug",
-        (false, true, false) => "malloc",
-        (false, true, true) => "malloc_debug",
-        (false, false, _) => "custom (PyMem_SetAllocator)",
+    let (raw, mem, obj) = (
+        table_kind(PYMEM_DOMAIN_RAW),
+        table_kind(PYMEM_DOMAIN_MEM),
+        table_kind(PYMEM_DOMAIN_OBJ),
+    );
+    let debug = raw.1;
+    if raw.0 != TableKind::Raw || mem != obj || mem.1 != debug {
+        return "custom (PyMem_SetAllocator)";
+    }
+    match (mem.0, debug) {
+        (TableKind::Pool, false) => "pymalloc",
+        (TableKind::Pool, true) => "pymalloc_debug",
+        (TableKind::Raw, false) => "malloc",
+        (TableKind::Raw, true) => "malloc_debug",
+        (TableKind::Custom, _) => "custom (PyMem_SetAllocator)",
     }
 }
 
-/// The allocator mode in effect as a C string, or None when the OBJ
-/// domain's table (under any tracer) is a custom one.
+/// The allocator mode in effect as a C string, or None when the tables
+/// are not those of one mode ([`effective_mode`]).
 #[unsafe(link_section = ".text.hot.pyheap")]
 pub fn allocator_name() -> Option<&'static core::ffi::CStr> {
     Some(match effective_mode() {
@@ -472,15 +505,27 @@ pub fn describe() -> String {
     out
 }
 
+/// Room for the longest variable name `getenv` is asked for, NUL included.
+const NAME_MAX: usize = 32;
+const _: () = {
+    let mut i = 0;
+    while i < KEYS.len() {
+        assert!(KEYS[i].1.len() < NAME_MAX);
+        i += 1;
+    }
+    assert!("PYHEAP_CONF".len() < NAME_MAX);
+};
+
 /// An environment variable's value. The name is made NUL-terminated on
 /// the stack: this runs before `main`, and a program that sets nothing
 /// should not pay for the allocator and string code it would otherwise
 /// touch (its pages count in the process's RSS).
 #[unsafe(link_section = ".text.hot.pyheap")]
 fn getenv(name: &str) -> Option<String> {
-    let mut c = [0u8; 32];
+    let mut c = [0u8; NAME_MAX];
     // (Names are ours, without NUL bytes; one would only shorten it.)
-    if name.len() >= c.len() {
+    debug_assert!(name.len() < NAME_MAX, "{name} is too long for getenv");
+    if name.len() >= NAME_MAX {
         return None;
     }
     c[..name.len()].copy_from_slice(name.as_bytes());

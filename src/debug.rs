@@ -100,8 +100,9 @@ pub fn is_hooked(d: PyMemAllocatorDomain) -> bool {
 /// The table the debug hooks of domain `d` forward to, if they are
 /// installed there.
 pub fn wrapped_table(d: PyMemAllocatorDomain) -> Option<PyMemAllocatorEx> {
-    // SAFETY: the hook's `wrapped` is written only while installing it,
-    // under the runtime lock the caller holds.
+    // SAFETY: a plain copy of the hook's `wrapped`, which is written only
+    // while the hooks are installed (a concurrent PyMem_SetupDebugHooks is
+    // the caller's race, as for every allocator-table change).
     is_hooked(d).then(|| unsafe { (*hook(d)).wrapped })
 }
 

@@ -187,12 +187,12 @@ pub unsafe extern "C" fn PyHeap_PrintConfig(out: *mut libc::FILE) -> c_int {
 }
 
 /// The allocator mode in effect, named as `PYHEAP_MALLOC` names it:
-/// "pymalloc", "pymalloc_debug", "malloc" or "malloc_debug" (the debug
-/// hooks installed over pymalloc or malloc count as the debug modes); NULL
-/// when `PyMem_SetAllocator` installed a table that is none of these. The
-/// answer of CPython's `_PyMem_GetCurrentAllocatorName`, without writing
-/// the whole configuration as `PyHeap_PrintConfig` does. The string is
-/// static.
+/// "pymalloc", "pymalloc_debug", "malloc" or "malloc_debug"; NULL when the
+/// RAW, MEM and OBJ tables are not those of one mode (a table installed
+/// with `PyMem_SetAllocator`, or debug hooks on some domains only). The
+/// answer of CPython's `_PyMem_GetCurrentAllocatorName`, except that
+/// tracing (which only records) does not make it NULL. Needs no lock; the
+/// string is static.
 #[unsafe(no_mangle)]
 pub extern "C" fn PyHeap_GetAllocatorName() -> *const c_char {
     super::boundary("PyHeap_GetAllocatorName", config::allocator_name)
