@@ -12,8 +12,10 @@
 #   bash bench/run.sh cachesim   runs each (workload, allocator) once under
 #                                callgrind's cache simulator, sized as this
 #                                machine's L1d and per-core L2, and prints
-#                                the allocator's data-cache misses per call
-#                                (pyheap and pymalloc only; ALL=1 for all)
+#                                the data-cache misses per call inside the
+#                                three wrappers, the allocator's and the
+#                                wrappers' own few (pyheap and pymalloc
+#                                only; ALL=1 for all)
 #   bash bench/run.sh refcount   compiles bench/refcount_code.c against
 #                                pyheap.h and CPython's Python.h and counts
 #                                the instructions of Py_INCREF/Py_DECREF
@@ -118,6 +120,10 @@ elif [ "$mode" = cachesim ]; then
     }
     d1="$(cache 1 size),$(cache 1 assoc),$(cache 1 line)"
     l2="$(cache 2 size),$(cache 2 assoc),$(cache 2 line)"
+    case "$d1,$l2" in *,,* | ,* | *,)
+        echo "cachesim: cannot read the L1d and L2 sizes from /sys/devices/system/cpu/cpu0/cache" >&2
+        exit 1 ;;
+    esac
     echo "simulated caches: D1 $d1, L2 $l2 (bytes, ways, line)"
     results="$out/alloc_cachesim.txt"
     : > "$results"
@@ -130,7 +136,10 @@ elif [ "$mode" = cachesim ]; then
                 --instr-atstart=no --collect-atstart=no \
                 --toggle-collect=bench_malloc --toggle-collect=bench_realloc \
                 --toggle-collect=bench_free --callgrind-out-file="$f" \
-                "$out/alloc_bench" "$1" "$2" "$a" callgrind 2>/dev/null)
+                "$out/alloc_bench" "$1" "$2" "$a" callgrind 2>"$f.err") || {
+                cat "$f.err" >&2
+                exit 1
+            }
             echo "$line cg=$f" >> "$results"
         done
     done
@@ -220,7 +229,8 @@ if mode == "cachesim":
         cells = [f"{d:.2f} / {l:.2f}" for d, l in per.values()]
         if "cpython-3.11" in allocs:
             (pd, pl), (cd, cl) = per["pyheap"], per["cpython-3.11"]
-            cells.append(f"{pd / cd:.2f}x / {pl / cl:.2f}x")
+            ratio = lambda a, b: f"{a / b:.2f}x" if b else "-"
+            cells.append(f"{ratio(pd, cd)} / {ratio(pl, cl)}")
         print(f"| {case[0]} | {sizes(case)} | " + " | ".join(cells) + " |")
     sys.exit(0)
 if mode == "callgrind":
