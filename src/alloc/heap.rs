@@ -1,6 +1,6 @@
 //! `SmallHeap`: the pool allocator behind the MEM and OBJ domains.
 //!
-//! Fast paths (24 instructions for `alloc` and 41 for `free` as exported,
+//! Fast paths (25 instructions for `alloc` and 41 for `free` as exported,
 //! BENCHMARKS.md; no calls):
 //! - `alloc`: pop the free list of the first pool on the size class's used
 //!   list, set the block's live bit.
@@ -905,9 +905,10 @@ impl SmallHeap {
     pub fn for_each_object(&self, mut f: impl FnMut(*mut u8, bool)) {
         self.for_each_pool(|h| {
             let base = h as *const PoolHeader as usize;
-            for w in 0..pool::LIVE_WORDS {
+            for w in 0..pool::STATE_WORDS {
+                let st = h.state[w];
                 // Live bits whose object bit is set too.
-                let mut bits = h.state[2 * w] & h.state[2 * w + 1];
+                let mut bits = st & st.rotate_right(1) & pool::live_mask(w);
                 while bits != 0 {
                     let g = pool::granule_at(w, bits.trailing_zeros());
                     bits &= bits - 1;
@@ -1114,11 +1115,20 @@ fn check_pool(h: &PoolHeader, arena: u32) -> Result<(), String> {
     }
     let carved = (next - POOL_OVERHEAD) / size;
     // (1) live bits exactly at allocated block starts.
-    let live_bits: u32 = h.state.chunks(2).map(|pair| pair[0].count_ones()).sum();
+    let live_bits: u32 = h
+        .state
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w & pool::live_mask(i)).count_ones())
+        .sum();
     if live_bits != h.count {
         return Err(format!("(1) count {} but {live_bits} live bits", h.count));
     }
-    if h.state.chunks(2).any(|pair| pair[1] & !pair[0] != 0) {
+    if h.state
+        .iter()
+        .enumerate()
+        .any(|(i, w)| w.rotate_right(1) & !w & pool::live_mask(i) != 0)
+    {
         return Err("(5) object bit on a block that is not allocated".into());
     }
     for k in carved..capacity.max(carved) {

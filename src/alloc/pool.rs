@@ -19,7 +19,7 @@
 //!    `freeblock` from the virgin blocks eagerly, as CPython does).
 //! 5. A granule's object bit is set only with its live bit: a block is
 //!    marked as holding an object only while it is allocated (free clears
-//!    both bits, a pair of words on one cache line).
+//!    both bits, which share a word, in one store).
 //!
 //! And of every pool of an arena, in use or not:
 //! 6. When the pool is not in use, `state` is all zero (its last
@@ -37,11 +37,12 @@ use core::ptr;
 
 use super::size_class::{ALIGNMENT, ALIGNMENT_SHIFT, POOL_MASK, POOL_SIZE, class_size};
 
-/// Words of a one-bit-per-granule bitmap (`gcs`), and pairs of words in
-/// `state`.
+/// Words of a one-bit-per-granule bitmap (`gcs`).
 pub(crate) const LIVE_WORDS: usize = POOL_SIZE / 16 / 64;
-/// Words of `state`: a live and an object word per pair.
+/// Words of `state`: two bits per granule.
 pub(crate) const STATE_WORDS: usize = 2 * LIVE_WORDS;
+/// The live bits of a `state` word whose granules have an even `g / 16`.
+const LIVE_BITS: u64 = 0x5555_5555_5555_5555;
 
 /// The header at the start of every pool in use.
 #[repr(C)]
@@ -65,14 +66,14 @@ pub struct PoolHeader {
     pub maxnextoffset: u32,
     /// Block size in bytes.
     pub size: u32,
-    /// Two bits per granule `g`, at bit `g / 16` of the two words of pair
-    /// `(g + STATE_ROTATION) % 16`: `state[2 pair]` (live: an allocated
-    /// block starts there) and `state[2 pair + 1]` (that block holds an
-    /// object). The pair is 16-byte aligned, so a free clears both bits on
-    /// one cache line. The pairs are transposed (granule g's neighbours in
-    /// a word are g ± 16, not g ± 1) so that blocks of 256 and 512 bytes
-    /// all use pair 0, in the header's first cache line beside the fields
-    /// every malloc and free read, and blocks of 128 bytes pairs 0 and 8.
+    /// Two bits per granule `g`, in word `(g + STATE_ROTATION) % 32` at
+    /// bit `g / 16` (live: an allocated block starts there) and the next
+    /// bit, mod 64 (that block holds an object). Sharing a word, a free
+    /// clears both with one store, on one cache line. The words are
+    /// transposed (granule g's neighbours in a word are g ± 32, not g ± 1) so
+    /// that blocks of 512 bytes all use word 0, in the header's first cache
+    /// line, and blocks of 256 bytes words 0 and 16: a pool of large blocks
+    /// touches one or two lines of its header, not five.
     pub state: [u64; STATE_WORDS],
     /// Bit `g` meaningful only where the object bit is set: the object is a
     /// GC object, whose `PyObject` starts after a 16-byte GC header.
@@ -93,61 +94,66 @@ pub fn pool_of(p: *mut u8) -> *mut PoolHeader {
     ((p as usize) & !POOL_MASK) as *mut PoolHeader
 }
 
-/// Added to a granule's index before it is taken mod 16 to choose its
-/// `state` pair: the first block starts at granule `POOL_OVERHEAD / 16`
-/// (27), so with this rotation it falls in pair 0, and so does every block
-/// 16 granules (256 bytes) after it.
-pub(crate) const STATE_ROTATION: usize =
-    (LIVE_WORDS - (POOL_OVERHEAD >> ALIGNMENT_SHIFT) % LIVE_WORDS) % LIVE_WORDS;
+/// Added to a granule's index before it is taken mod 32 to choose its
+/// `state` word: the first block starts at granule `POOL_OVERHEAD / 16`
+/// (27), so with this rotation it falls in word 0, and so does every block
+/// 32 granules (512 bytes) after it; blocks 16 granules apart use words 0
+/// and 16. Word 0 shares the header's first cache line with the fields
+/// every malloc and free read, so a pool of 512-byte blocks keeps all its
+/// block states there (see `PoolHeader::state`).
+pub(crate) const STATE_ROTATION: usize = (32 - (POOL_OVERHEAD >> ALIGNMENT_SHIFT) % 32) % 32;
 
-/// The `state` pair of granule `g` of a pool (`g < POOL_SIZE / 16`): its
-/// live bit is in word `2 pair`, its object bit in word `2 pair + 1`.
+/// The `state` word of granule `g` of a pool (`g < POOL_SIZE / 16`).
 #[inline(always)]
-pub(crate) const fn state_pair(g: usize) -> usize {
-    (g + STATE_ROTATION) % LIVE_WORDS
+pub(crate) const fn state_word(g: usize) -> usize {
+    (g + STATE_ROTATION) % STATE_WORDS
 }
 
-/// The position of granule `g`'s bits in its pair's words. Bits of `g`
-/// above the pool's are taken mod 64 by the shifts that use it.
+/// The position of granule `g`'s live bit in its `state` word; its object
+/// bit is the next one, mod 64. Bits of `g` above the pool's are taken mod
+/// 64 by the shifts and rotations that use it.
 #[inline(always)]
 pub(crate) const fn state_position(g: usize) -> u32 {
     (g >> 4) as u32
 }
 
-/// The granule whose bits are at position `pos` of `state` pair `w` (the
-/// inverse of [`state_pair`] and [`state_position`]).
+/// The live bits of `state` word `w`: the granules of a word are `g`, `g +
+/// 32`, `g + 64` ..., so their positions `g / 16` all have the parity of
+/// bit 4 of `g`. The object bits are the others.
 #[inline(always)]
-pub(crate) const fn granule_at(w: usize, pos: u32) -> usize {
-    ((pos as usize) << 4) | (w.wrapping_sub(STATE_ROTATION) % LIVE_WORDS)
+pub(crate) const fn live_mask(w: usize) -> u64 {
+    LIVE_BITS.rotate_left(((w.wrapping_sub(STATE_ROTATION) >> 4) & 1) as u32)
 }
 
-/// The live word of the `state` pair describing a block starting at the
-/// 16-byte aligned `p` (its object word is the next one), and the
-/// position of the block's bits there (meaningless for an unaligned `p`,
-/// which callers reject).
+/// The granule whose live bit is at position `pos` of `state` word `w`
+/// (the inverse of [`state_word`] and [`state_position`]).
+#[inline(always)]
+pub(crate) const fn granule_at(w: usize, pos: u32) -> usize {
+    ((pos as usize) << 4) | (w.wrapping_sub(STATE_ROTATION) & 15)
+}
+
+/// The `state` word describing a block starting at the 16-byte aligned
+/// `p`, and the position of its live bit there (its object bit is next,
+/// mod 64; the position is meaningless for an unaligned `p`, which callers
+/// reject).
 #[inline(always)]
 fn state_slot(pool: *mut PoolHeader, p: *mut u8) -> (*mut u64, u32) {
-    // Granule g of the pool is bits 4..13 of p; state_pair needs only g
-    // mod 16 (bits 4..7), so the pool mask is not applied. The pair's byte
-    // offset, 16 ((g + 5) % 16), is (p + 80) & 0xf0: one `lea` and one
-    // `and`, the scale folded into the mask.
-    let offset = (p as usize).wrapping_add(STATE_ROTATION << ALIGNMENT_SHIFT)
-        & ((LIVE_WORDS - 1) << ALIGNMENT_SHIFT);
+    // Granule g of the pool is bits 4..13 of p; state_word needs only g
+    // mod 32 (bits 4..8), so the pool mask is not applied, and the rotation
+    // is added before the shift (one `lea`, where adding it after would
+    // take a `mov` and an `add`).
+    let index = ((p as usize).wrapping_add(STATE_ROTATION << ALIGNMENT_SHIFT) >> ALIGNMENT_SHIFT)
+        % STATE_WORDS;
     debug_assert_eq!(
-        offset,
-        16 * state_pair(((p as usize) & POOL_MASK) >> ALIGNMENT_SHIFT)
+        index,
+        state_word(((p as usize) & POOL_MASK) >> ALIGNMENT_SHIFT)
     );
-    // SAFETY: only an address computation inside the header: the offset
-    // is below 16 * LIVE_WORDS, the size of `state`.
-    let word = unsafe {
-        ptr::addr_of_mut!((*pool).state)
-            .cast::<u8>()
-            .add(offset)
-            .cast::<u64>()
-    };
-    // g / 16 is bits 8..13 of p. The callers shift with `wrapping_shl` and
-    // `wrapping_shr`, which take the count mod 64 as x86's shift and
-    // bit-test instructions do, so no mask is spent.
+    // SAFETY: only an address computation inside the header: the index is
+    // below STATE_WORDS.
+    let word = unsafe { ptr::addr_of_mut!((*pool).state).cast::<u64>().add(index) };
+    // g / 16 is bits 8..13 of p. The callers shift and rotate with
+    // `wrapping_shl`/`wrapping_shr`/`rotate_left`, which take the count mod
+    // 64 as x86's shift and bit-test instructions do, so no mask is spent.
     (word, state_position((p as usize) >> ALIGNMENT_SHIFT))
 }
 
@@ -176,9 +182,9 @@ fn granule_aligned(p: *mut u8) -> bool {
 /// `pool` must be the live header of the pool containing `p`.
 #[inline(always)]
 pub unsafe fn mark_live(pool: *mut PoolHeader, p: *mut u8) {
-    let (live, pos) = state_slot(pool, p);
-    // SAFETY: live points into the live header (caller's contract).
-    unsafe { *live |= 1u64.wrapping_shl(pos) };
+    let (word, shift) = state_slot(pool, p);
+    // SAFETY: word points into the live header (caller's contract).
+    unsafe { *word |= 1u64.wrapping_shl(shift) };
 }
 
 /// Clears the live and object bits of the block at `p`; returns false if it
@@ -192,19 +198,18 @@ pub unsafe fn take_live(pool: *mut PoolHeader, p: *mut u8) -> bool {
     if !granule_aligned(p) {
         return false;
     }
-    let (live, pos) = state_slot(pool, p);
-    // All bits but the block's, made by a rotation (two instructions, where
-    // shifting a 1 and inverting it takes three).
-    let keep = (!1u64).rotate_left(pos);
-    // SAFETY: live and the object word after it are the block's pair in
-    // the pool header's state array (caller's contract).
+    let (word, shift) = state_slot(pool, p);
+    // SAFETY: word points into the pool header's state array (caller's
+    // contract).
     unsafe {
-        let w = *live;
-        if w.wrapping_shr(pos) & 1 == 0 {
+        // Rotating the block's two bits down to bits 0 and 1 tests the live
+        // bit and clears both without a mask of the count (rotates take it
+        // mod 64, as the compiler knows; it masks for a bit test).
+        let r = (*word).rotate_right(shift);
+        if r & 1 == 0 {
             return false;
         }
-        *live = w & keep;
-        *live.add(1) &= keep;
+        *word = (r & !3).rotate_left(shift);
         true
     }
 }
@@ -217,14 +222,10 @@ pub unsafe fn take_live(pool: *mut PoolHeader, p: *mut u8) -> bool {
 /// block `p`.
 #[inline(always)]
 pub unsafe fn clear_live(pool: *mut PoolHeader, p: *mut u8) {
-    let (live, pos) = state_slot(pool, p);
+    let (word, shift) = state_slot(pool, p);
     debug_assert!(granule_aligned(p));
-    let bit = 1u64.wrapping_shl(pos);
-    // SAFETY: the block's pair in the live header (caller's contract).
-    unsafe {
-        *live &= !bit;
-        *live.add(1) &= !bit;
-    }
+    // SAFETY: word points into the live header (caller's contract).
+    unsafe { *word &= (!3u64).rotate_left(shift) };
 }
 
 /// Marks the live block at `p` as holding an object (`gc`: after a GC header).
@@ -233,11 +234,11 @@ pub unsafe fn clear_live(pool: *mut PoolHeader, p: *mut u8) {
 /// `pool` must be the live header of the pool containing the live block `p`.
 #[inline(always)]
 pub unsafe fn mark_object(pool: *mut PoolHeader, p: *mut u8, gc: bool) {
-    let (live, pos) = state_slot(pool, p);
+    let (word, shift) = state_slot(pool, p);
     let (gword, bit) = gcs_slot(pool, p);
-    // SAFETY: all three words lie in the live header (caller's contract).
+    // SAFETY: both words lie in the live header (caller's contract).
     unsafe {
-        *live.add(1) |= 1u64.wrapping_shl(pos);
+        *word |= 2u64.rotate_left(shift);
         if gc {
             *gword |= bit;
         } else {
@@ -252,9 +253,9 @@ pub unsafe fn mark_object(pool: *mut PoolHeader, p: *mut u8, gc: bool) {
 /// As for [`mark_object`].
 #[inline(always)]
 pub unsafe fn unmark_object(pool: *mut PoolHeader, p: *mut u8) {
-    let (live, pos) = state_slot(pool, p);
+    let (word, shift) = state_slot(pool, p);
     // SAFETY: as in mark_object.
-    unsafe { *live.add(1) &= !1u64.wrapping_shl(pos) };
+    unsafe { *word &= (!2u64).rotate_left(shift) };
 }
 
 /// `None` if the block at `p` holds no object, else `Some(is_gc)`.
@@ -266,10 +267,10 @@ pub unsafe fn object_kind(pool: *mut PoolHeader, p: *mut u8) -> Option<bool> {
     if !granule_aligned(p) {
         return None;
     }
-    let (live, pos) = state_slot(pool, p);
+    let (word, shift) = state_slot(pool, p);
     // SAFETY: as in mark_object.
     unsafe {
-        if (*live & *live.add(1)).wrapping_shr(pos) & 1 == 0 {
+        if (*word).rotate_right(shift) & 3 != 3 {
             return None;
         }
         let (gword, bit) = gcs_slot(pool, p);
@@ -279,7 +280,7 @@ pub unsafe fn object_kind(pool: *mut PoolHeader, p: *mut u8) -> Option<bool> {
 
 /// For an allocated block starting at `p`: whether it holds an object (and
 /// a GC one); None if no allocated block starts at `p`. One read of the
-/// block's pair.
+/// state word.
 ///
 /// # Safety
 /// As for [`take_live`].
@@ -288,17 +289,17 @@ pub unsafe fn live_kind(pool: *mut PoolHeader, p: *mut u8) -> Option<Option<bool
     if !granule_aligned(p) {
         return None;
     }
-    let (live, pos) = state_slot(pool, p);
+    let (word, shift) = state_slot(pool, p);
     // SAFETY: caller's contract.
     unsafe {
-        if (*live).wrapping_shr(pos) & 1 == 0 {
-            return None;
+        match (*word).rotate_right(shift) & 3 {
+            1 => Some(None),
+            3 => {
+                let (gword, bit) = gcs_slot(pool, p);
+                Some(Some(*gword & bit != 0))
+            }
+            _ => None,
         }
-        if (*live.add(1)).wrapping_shr(pos) & 1 == 0 {
-            return Some(None);
-        }
-        let (gword, bit) = gcs_slot(pool, p);
-        Some(Some(*gword & bit != 0))
     }
 }
 
@@ -307,14 +308,13 @@ pub unsafe fn live_kind(pool: *mut PoolHeader, p: *mut u8) -> Option<Option<bool
 ///
 /// # Safety
 /// As for [`take_live`].
-#[inline(always)]
 pub unsafe fn is_live(pool: *mut PoolHeader, p: *mut u8) -> bool {
     if !granule_aligned(p) {
         return false;
     }
-    let (live, pos) = state_slot(pool, p);
+    let (word, shift) = state_slot(pool, p);
     // SAFETY: caller's contract.
-    unsafe { (*live).wrapping_shr(pos) & 1 != 0 }
+    unsafe { (*word).wrapping_shr(shift) & 1 != 0 }
 }
 
 /// Sets up `pool` for class `c` in arena `arena` and hands out its first block.
@@ -419,33 +419,36 @@ mod tests {
     }
 
     #[test]
-    fn state_bits_are_one_per_granule_and_large_blocks_share_pair_0() {
-        // Every granule has its own bit position in its pair.
-        let mut seen = [0u64; LIVE_WORDS];
+    fn state_bits_are_one_pair_per_granule_and_large_blocks_share_word_0() {
+        // Every granule has its own live bit, and its object bit (the next
+        // position, mod 64) is nobody's live bit.
+        let mut seen = [0u64; STATE_WORDS];
         for g in 0..POOL_SIZE / ALIGNMENT {
-            let (w, pos) = (state_pair(g), state_position(g));
-            assert!(w < LIVE_WORDS && pos < 64);
-            assert_eq!(seen[w] >> pos & 1, 0, "granule {g} shares a bit");
-            seen[w] |= 1 << pos;
+            let (w, pos) = (state_word(g), state_position(g));
+            assert!(w < STATE_WORDS && pos < 64);
+            let live = 1u64 << pos;
+            assert_eq!(live & live_mask(w), live, "granule {g}");
+            assert_eq!(live.rotate_left(1) & live_mask(w), 0, "granule {g}");
+            assert_eq!(seen[w] & live, 0, "granule {g} shares a bit");
+            seen[w] |= live;
             assert_eq!(granule_at(w, pos), g);
         }
-        assert!(seen.iter().all(|&s| s == !0));
-        // The pairs the blocks of a class use, from the pool's first block.
-        let pairs = |size: usize| {
+        assert!(seen.iter().enumerate().all(|(w, &s)| s == live_mask(w)));
+        // The words the blocks of a class use, from the pool's first block.
+        let words = |size: usize| {
             let mut ws: Vec<usize> = (POOL_OVERHEAD..=POOL_SIZE - size)
                 .step_by(size)
-                .map(|off| state_pair(off / ALIGNMENT))
+                .map(|off| state_word(off / ALIGNMENT))
                 .collect();
             ws.sort_unstable();
             ws.dedup();
             ws
         };
-        assert_eq!(pairs(512), [0]);
-        assert_eq!(pairs(256), [0]);
-        assert_eq!(pairs(128), [0, 8]);
-        assert_eq!(pairs(16).len(), LIVE_WORDS);
-        // Pair 0 lies in the header's first cache line, beside the fields
+        assert_eq!(words(512), [0]);
+        assert_eq!(words(256), [0, 16]);
+        assert_eq!(words(16).len(), STATE_WORDS);
+        // Word 0 lies in the header's first cache line, beside the fields
         // every call reads.
-        assert!(core::mem::offset_of!(PoolHeader, state) + 16 <= 64);
+        assert!(core::mem::offset_of!(PoolHeader, state) + 8 <= 64);
     }
 }
