@@ -423,7 +423,7 @@ fn table_kind(d: crate::domains::PyMemAllocatorDomain) -> (TableKind, bool) {
 /// Unlike CPython, tracing does not make the mode custom: the tracer only
 /// records, and is looked through.
 #[unsafe(link_section = ".text.hot.pyheap")]
-fn effective_mode() -> &'static str {
+fn effective_mode() -> Option<Mode> {
     use crate::domains::PyMemAllocatorDomain::{
         PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ, PYMEM_DOMAIN_RAW,
     };
@@ -434,14 +434,14 @@ fn effective_mode() -> &'static str {
     );
     let debug = raw.1;
     if raw.0 != TableKind::Raw || mem != obj || mem.1 != debug {
-        return "custom (PyMem_SetAllocator)";
+        return None;
     }
     match (mem.0, debug) {
-        (TableKind::Pool, false) => "pymalloc",
-        (TableKind::Pool, true) => "pymalloc_debug",
-        (TableKind::Raw, false) => "malloc",
-        (TableKind::Raw, true) => "malloc_debug",
-        (TableKind::Custom, _) => "custom (PyMem_SetAllocator)",
+        (TableKind::Pool, false) => Some(Mode::Pymalloc),
+        (TableKind::Pool, true) => Some(Mode::PymallocDebug),
+        (TableKind::Raw, false) => Some(Mode::Malloc),
+        (TableKind::Raw, true) => Some(Mode::MallocDebug),
+        (TableKind::Custom, _) => None,
     }
 }
 
@@ -449,22 +449,22 @@ fn effective_mode() -> &'static str {
 /// are not those of one mode ([`effective_mode`]).
 #[unsafe(link_section = ".text.hot.pyheap")]
 pub fn allocator_name() -> Option<&'static core::ffi::CStr> {
-    Some(match effective_mode() {
-        "pymalloc" => c"pymalloc",
-        "pymalloc_debug" => c"pymalloc_debug",
-        "malloc" => c"malloc",
-        "malloc_debug" => c"malloc_debug",
-        _ => return None,
-    })
+    effective_mode().map(mode_c_name)
+}
+
+/// A mode's name as `PYHEAP_MALLOC` spells it, NUL-terminated for C.
+fn mode_c_name(m: Mode) -> &'static core::ffi::CStr {
+    match m {
+        Mode::Pymalloc => c"pymalloc",
+        Mode::PymallocDebug => c"pymalloc_debug",
+        Mode::Malloc => c"malloc",
+        Mode::MallocDebug => c"malloc_debug",
+    }
 }
 
 fn mode_name(m: Mode) -> &'static str {
-    match m {
-        Mode::Pymalloc => "pymalloc",
-        Mode::PymallocDebug => "pymalloc_debug",
-        Mode::Malloc => "malloc",
-        Mode::MallocDebug => "malloc_debug",
-    }
+    // The names are ASCII, so the conversion cannot fail.
+    mode_c_name(m).to_str().unwrap_or("?")
 }
 
 /// Prints a warning about a bad setting to where reports go.
@@ -485,7 +485,9 @@ pub fn describe() -> String {
     let (c, rt) = unsafe { (config(), runtime()) };
     let t = rt.gc.threshold;
     let values = [
-        effective_mode().to_string(),
+        effective_mode()
+            .map_or("custom (PyMem_SetAllocator)", mode_name)
+            .to_string(),
         format!("{}/{}/{}", t[0], t[1], t[2]),
         rt.gc.debug.to_string(),
         c.log_file.clone().unwrap_or_else(|| "(stderr)".into()),

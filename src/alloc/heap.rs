@@ -348,13 +348,12 @@ impl SmallHeap {
     /// had.
     #[inline(never)]
     pub(crate) fn alloc_from_new_pool(&mut self, c: usize) -> *mut u8 {
-        if !self.wants_new_pool(c) {
-            return ptr::null_mut();
-        }
         match self.pool_source() {
-            // SAFETY: pool_source names a live arena with a free pool.
-            Some(idx) => unsafe { self.alloc_from_arena(idx, c) },
-            None => self.alloc_from_new_arena(c),
+            // SAFETY: pool_source names a live arena with a free pool, and
+            // c has no partly used pool.
+            Some(idx) if self.wants_new_pool(c) => unsafe { self.alloc_from_arena(idx, c) },
+            // It makes the same test.
+            _ => self.alloc_from_new_arena(c),
         }
     }
 
