@@ -316,8 +316,7 @@ pub unsafe fn set(key: &str, value: &str, source: Source) -> Result<(), Error> {
         Value::MallocStats(on) => {
             c.malloc_stats = on;
             if on && !STATS_AT_EXIT.swap(true, Ordering::Relaxed) {
-                // SAFETY: registering a plain function.
-                unsafe { libc::atexit(stats_at_exit) };
+                crate::lifecycle::at_exit(stats_at_exit);
             }
         }
         Value::Tracemalloc(n) => {
@@ -509,14 +508,82 @@ pub fn describe() -> String {
 
 /// Room for the longest variable name `getenv` is asked for, NUL included.
 const NAME_MAX: usize = 32;
+
+/// What every variable pyheap reads starts with.
+const PREFIX: [u8; 7] = *b"PYHEAP_";
+
+/// True if `name` starts with [`PREFIX`] (a `const fn` for the checks).
+const fn has_prefix(name: &str) -> bool {
+    let b = name.as_bytes();
+    if b.len() < PREFIX.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < PREFIX.len() {
+        if b[i] != PREFIX[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 const _: () = {
     let mut i = 0;
     while i < KEYS.len() {
-        assert!(KEYS[i].1.len() < NAME_MAX);
+        assert!(KEYS[i].1.len() < NAME_MAX && has_prefix(KEYS[i].1));
         i += 1;
     }
-    assert!("PYHEAP_CONF".len() < NAME_MAX);
+    assert!("PYHEAP_CONF".len() < NAME_MAX && has_prefix("PYHEAP_CONF"));
 };
+
+/// True if the C string `s` starts with [`PREFIX`].
+///
+/// # Safety
+/// `s` is a NUL-terminated string.
+#[inline(always)]
+unsafe fn starts_with_prefix(s: *const core::ffi::c_char) -> bool {
+    for (i, &b) in PREFIX.iter().enumerate() {
+        // SAFETY: the bytes before this one matched the prefix, which has
+        // no NUL, so this one is at most the string's NUL.
+        if unsafe { *s.add(i) } as u8 != b {
+            return false;
+        }
+    }
+    true
+}
+
+/// True if some environment variable's name starts with `PYHEAP_`. A
+/// program that sets none skips the reading: the names pyheap looks for
+/// are constants in `.rodata`, and reading them would fault in 64 KiB of
+/// it (fault-around, allocator.md "Code placement"); this test compares
+/// against the prefix's bytes as immediates.
+#[unsafe(link_section = ".text.hot.pyheap")]
+fn environment_mentions_pyheap() -> bool {
+    unsafe extern "C" {
+        /// The process's environment (POSIX).
+        static environ: *const *const core::ffi::c_char;
+    }
+    // SAFETY: load time, before any thread could change the environment;
+    // `environ` is null or a null-terminated array of C strings.
+    let mut entry = unsafe { environ };
+    if entry.is_null() {
+        return false;
+    }
+    loop {
+        // SAFETY: `entry` is within the array (the loop stops at its null).
+        let var = unsafe { *entry };
+        if var.is_null() {
+            return false;
+        }
+        // SAFETY: an environment entry is a NUL-terminated string.
+        if unsafe { starts_with_prefix(var) } {
+            return true;
+        }
+        // SAFETY: the entry was not the terminating null.
+        entry = unsafe { entry.add(1) };
+    }
+}
 
 /// An environment variable's value. The name is made NUL-terminated on
 /// the stack: this runs before `main`, and a program that sets nothing
@@ -545,6 +612,9 @@ fn getenv(name: &str) -> Option<String> {
 /// Load time: no other thread, no allocation from MEM or OBJ yet.
 #[unsafe(link_section = ".text.hot.pyheap")]
 pub unsafe fn load_from_environment() {
+    if !environment_mentions_pyheap() {
+        return;
+    }
     let mut settings: Vec<(String, String, Source)> = Vec::new();
     if let Some(conf) = getenv("PYHEAP_CONF") {
         for (k, v) in parse_conf(&conf) {

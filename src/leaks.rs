@@ -206,8 +206,7 @@ pub fn rearm() {
 #[unsafe(link_section = ".text.hot.pyheap")]
 pub fn register_exit_report() {
     if !EXIT_HANDLER.swap(true, Ordering::Relaxed) {
-        // SAFETY: registering a plain function.
-        unsafe { libc::atexit(report_at_exit) };
+        crate::lifecycle::at_exit(report_at_exit);
     }
 }
 

@@ -17,6 +17,7 @@
 pub mod alloc;
 pub mod check;
 pub mod config;
+pub mod cvec;
 pub mod debug;
 pub mod domains;
 pub mod error;

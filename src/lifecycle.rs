@@ -206,3 +206,85 @@ unsafe fn report_uncollectable() {
     }
     fatal::write_report(out.as_bytes());
 }
+
+/// Runs the handler `at_exit` registered, passed as the argument.
+#[cfg(target_env = "gnu")]
+#[unsafe(link_section = ".text.hot.pyheap")]
+extern "C" fn run_exit_handler(f: *mut core::ffi::c_void) {
+    // SAFETY: at_exit passes an `extern "C" fn()` as the argument, and a
+    // function pointer survives the round trip through a data pointer on
+    // every target glibc supports.
+    let f = unsafe { core::mem::transmute::<*mut core::ffi::c_void, extern "C" fn()>(f) };
+    f()
+}
+
+/// Runs `f` at exit (`atexit`). On glibc this calls `__cxa_atexit` in
+/// libc.so, as the `atexit` of libc_nonshared.a would: that small stub
+/// lands at the end of the program's code, and the load-time call to it
+/// would fault in that code's last 64 KiB (allocator.md, "Code
+/// placement").
+#[unsafe(link_section = ".text.hot.pyheap")]
+pub fn at_exit(f: extern "C" fn()) {
+    // (Declared in here, where cbindgen does not look.)
+    #[cfg(target_env = "gnu")]
+    unsafe extern "C" {
+        /// This object's handle (from the compiler's `crtbegin`), which
+        /// names the library whose handlers `dlclose` must drop.
+        static __dso_handle: u8;
+        /// glibc's registration behind `atexit`.
+        fn __cxa_atexit(
+            f: extern "C" fn(*mut core::ffi::c_void),
+            arg: *mut core::ffi::c_void,
+            dso: *const u8,
+        ) -> core::ffi::c_int;
+    }
+    #[cfg(target_env = "gnu")]
+    // SAFETY: a plain function as the argument of run_exit_handler, and
+    // this object's own handle (glibc drops the handler at dlclose).
+    unsafe {
+        __cxa_atexit(
+            run_exit_handler,
+            f as *mut core::ffi::c_void,
+            &raw const __dso_handle,
+        )
+    };
+    #[cfg(not(target_env = "gnu"))]
+    // SAFETY: registering a plain function.
+    unsafe {
+        libc::atexit(f)
+    };
+}
+
+/// Registers fork handlers (`pthread_atfork`); on glibc through
+/// `__register_atfork`, for the reason [`at_exit`] gives.
+#[unsafe(link_section = ".text.hot.pyheap")]
+pub fn at_fork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) {
+    #[cfg(target_env = "gnu")]
+    unsafe extern "C" {
+        /// As in at_exit.
+        static __dso_handle: u8;
+        /// glibc's registration behind `pthread_atfork`.
+        fn __register_atfork(
+            prepare: Option<extern "C" fn()>,
+            parent: Option<extern "C" fn()>,
+            child: Option<extern "C" fn()>,
+            dso: *const u8,
+        ) -> core::ffi::c_int;
+    }
+    #[cfg(target_env = "gnu")]
+    // SAFETY: three plain functions, and this object's handle as for
+    // at_exit.
+    unsafe {
+        __register_atfork(
+            Some(prepare),
+            Some(parent),
+            Some(child),
+            &raw const __dso_handle,
+        )
+    };
+    #[cfg(not(target_env = "gnu"))]
+    // SAFETY: three plain functions, valid for the life of the process.
+    unsafe {
+        libc::pthread_atfork(Some(prepare), Some(parent), Some(child))
+    };
+}

@@ -23,6 +23,7 @@ use core::cell::{Cell, UnsafeCell};
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use crate::cvec::CVec;
 use crate::fatal;
 
 /// A thread's state, opaque to C. pyheap keeps in it what the lock needs.
@@ -54,7 +55,9 @@ struct LockState {
     /// the heap may be half-changed, and the lock is never free again.
     lost_at_fork: bool,
     /// Every thread state not yet deleted.
-    threads: Vec<*mut PyThreadState>,
+    threads: CVec<*mut PyThreadState>,
+    /// The condition variables have the monotonic clock (`init_conds`).
+    conds_ready: bool,
 }
 
 struct Lock {
@@ -80,7 +83,8 @@ static LOCK: Lock = Lock {
         switch_number: 0,
         last_holder: ptr::null_mut(),
         lost_at_fork: false,
-        threads: Vec::new(),
+        threads: CVec::new(),
+        conds_ready: false,
     }),
 };
 
@@ -90,9 +94,6 @@ static DROP_REQUEST: AtomicBool = AtomicBool::new(false);
 /// The switch interval in microseconds (CPython's 5 ms by default).
 static INTERVAL_US: AtomicU64 = AtomicU64::new(5000);
 
-/// The condition variables get the monotonic clock once, before first use.
-static CONDS_READY: std::sync::Once = std::sync::Once::new();
-
 std::thread_local! {
     /// This thread's state, if it has one (CPython's autoTSS key).
     static AUTO: Cell<*mut PyThreadState> = const { Cell::new(ptr::null_mut()) };
@@ -100,12 +101,30 @@ std::thread_local! {
     static CURRENT: Cell<*mut PyThreadState> = const { Cell::new(ptr::null_mut()) };
 }
 
+/// Gives the condition variables the monotonic clock before their first
+/// use. (Under the mutex rather than with `std::sync::Once`, whose first
+/// call runs code of the standard library's that a program would fault in
+/// for nothing: allocator.md, "Code placement".)
+///
+/// # Safety
+/// The caller holds the mutex.
+#[inline]
+unsafe fn ensure_conds() {
+    // SAFETY: caller's contract: the state is ours while the mutex is held.
+    let st = unsafe { &mut *LOCK.state.get() };
+    if !st.conds_ready {
+        init_conds();
+        st.conds_ready = true;
+    }
+}
+
 /// Initialises the two condition variables to time out on the monotonic
 /// clock (the wall clock may jump).
 fn init_conds() {
-    // SAFETY: called once before any thread waits on them (from `Once`, or
-    // in a fork child, which has one thread); the attribute object lives on
-    // this stack for the calls.
+    // SAFETY: called before any thread waits on them: by the first holder
+    // of the mutex (every wait is made holding it, after `ensure_conds`),
+    // or in a fork child, which has one thread; the attribute object lives
+    // on this stack for the calls.
     unsafe {
         let mut attr: libc::pthread_condattr_t = core::mem::zeroed();
         libc::pthread_condattr_init(&mut attr);
@@ -121,10 +140,11 @@ struct Guard(());
 
 impl Guard {
     fn lock() -> Guard {
-        CONDS_READY.call_once(init_conds);
         // SAFETY: a valid, initialised mutex; this thread does not hold it
         // (no function here locks it twice).
         unsafe { libc::pthread_mutex_lock(LOCK.mutex.get()) };
+        // SAFETY: the mutex is held.
+        unsafe { ensure_conds() };
         Guard(())
     }
 
@@ -265,12 +285,34 @@ fn release(ts: *mut PyThreadState) {
     }
 }
 
-/// A new thread state, registered.
+/// A new thread state, registered. Its memory comes from `malloc`, not
+/// `Box`, as the thread list's does: the first allocation of a program
+/// makes one, and Rust's allocator code is far from the hot section
+/// (`crate::cvec`).
 #[unsafe(link_section = ".text.hot.pyheap")]
 fn new_thread_state() -> *mut PyThreadState {
-    let ts = Box::into_raw(Box::new(PyThreadState { counter: 0 }));
-    Guard::lock().state().threads.push(ts);
+    // SAFETY: a plain allocation of the state's size.
+    let ts = unsafe { libc::malloc(size_of::<PyThreadState>()) }.cast::<PyThreadState>();
+    if ts.is_null() {
+        fatal::error("the runtime lock", "no memory for a thread state");
+    }
+    // SAFETY: malloc's block is aligned for any fundamental type and
+    // large enough for a PyThreadState, which it now holds.
+    unsafe { ts.write(PyThreadState { counter: 0 }) };
+    if Guard::lock().state().threads.try_push(ts).is_err() {
+        fatal::error("the runtime lock", "no memory for the thread list");
+    }
     ts
+}
+
+/// Frees a state `new_thread_state` made, already unlisted.
+///
+/// # Safety
+/// `ts` came from `new_thread_state`, is no longer listed and is not used
+/// afterwards.
+unsafe fn free_thread_state(ts: *mut PyThreadState) {
+    // SAFETY: caller's contract; the state has nothing to drop.
+    unsafe { libc::free(ts.cast()) };
 }
 
 /// Unregisters and frees `ts`, this thread's state (not holding the lock).
@@ -290,8 +332,9 @@ unsafe fn delete_thread_state(ts: *mut PyThreadState) {
             a.set(ptr::null_mut())
         }
     });
-    // SAFETY: caller's contract: a state from Box::into_raw, now unlisted.
-    drop(unsafe { Box::from_raw(ts) });
+    // SAFETY: caller's contract: a state from new_thread_state, now
+    // unlisted.
+    unsafe { free_thread_state(ts) };
 }
 
 /// Thread states not yet deleted.
@@ -453,10 +496,11 @@ pub fn set_switch_interval(seconds: f64) -> Result<(), crate::error::Error> {
 // fork()
 
 extern "C" fn before_fork() {
-    CONDS_READY.call_once(init_conds);
     // SAFETY: holds the mutex across the fork, so the child gets the lock's
     // state whole; released by one of the two handlers below.
     unsafe { libc::pthread_mutex_lock(LOCK.mutex.get()) };
+    // SAFETY: the mutex is held.
+    unsafe { ensure_conds() };
     // The tracer's tables too (nobody takes the lock's mutex while holding
     // them, so this order cannot deadlock).
     crate::trace::lock_for_fork();
@@ -489,7 +533,7 @@ extern "C" fn after_fork_child() {
             if t == me {
                 return true;
             }
-            drop(Box::from_raw(t));
+            free_thread_state(t);
             false
         });
         crate::trace::unlock_after_fork();
@@ -501,14 +545,7 @@ extern "C" fn after_fork_child() {
 /// Registers the fork handlers (once, at load time).
 #[unsafe(link_section = ".text.hot.pyheap")]
 pub fn register_fork_handlers() {
-    // SAFETY: three plain functions, valid for the life of the process.
-    unsafe {
-        libc::pthread_atfork(
-            Some(before_fork),
-            Some(after_fork_parent),
-            Some(after_fork_child),
-        )
-    };
+    crate::lifecycle::at_fork(before_fork, after_fork_parent, after_fork_child);
 }
 
 #[cfg(test)]

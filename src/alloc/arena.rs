@@ -12,6 +12,7 @@
 //! 3. A live arena is in bucket `nfree` iff `nfree > 0`; bit `nfree - 1` of
 //!    `nonempty` is set iff that bucket's list is non-empty.
 
+use crate::cvec::CVec;
 use crate::domains::PyObjectArenaAllocator;
 
 /// "No arena" in the u32 links.
@@ -82,8 +83,8 @@ impl Arena {
 /// All arenas, live and dead, plus the buckets.
 pub struct ArenaTable {
     /// Every slot ever used; indices are stable (pool headers store them).
-    pub slots: Vec<Arena>,
-    unused: Vec<u32>,
+    pub slots: CVec<Arena>,
+    unused: CVec<u32>,
     bucket: [u32; 65],
     nonempty: u64,
 }
@@ -92,8 +93,8 @@ impl ArenaTable {
     /// An empty table.
     pub const fn new() -> Self {
         ArenaTable {
-            slots: Vec::new(),
-            unused: Vec::new(),
+            slots: CVec::new(),
+            unused: CVec::new(),
             bucket: [NONE; 65],
             nonempty: 0,
         }
@@ -109,10 +110,14 @@ impl ArenaTable {
                 i
             }
             None => {
-                if self.slots.len() >= NONE as usize || self.slots.try_reserve(1).is_err() {
+                // `unused` is empty here; room for every slot in it now
+                // means remove() never needs memory (invariant 1).
+                if self.slots.len() >= NONE as usize
+                    || self.unused.try_reserve(self.slots.len() + 1).is_err()
+                    || self.slots.try_push(arena).is_err()
+                {
                     return None;
                 }
-                self.slots.push(arena);
                 (self.slots.len() - 1) as u32
             }
         };
@@ -125,10 +130,9 @@ impl ArenaTable {
         self.unlink(idx);
         let allocator = self.slots[idx as usize].allocator;
         self.slots[idx as usize] = Arena::dead(allocator);
-        // Cannot fail to grow beyond the slot count, reserved in insert().
-        if self.unused.try_reserve(1).is_ok() {
-            self.unused.push(idx);
-        }
+        // Cannot fail: insert() keeps room in `unused` for every slot.
+        let listed = self.unused.try_push(idx);
+        debug_assert!(listed.is_ok());
     }
 
     /// The arena with the fewest free pools among those with any, or NONE.
