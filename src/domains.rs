@@ -490,14 +490,57 @@ unsafe fn realloc_move(
             rt.objects.remember_raw(q, gc);
         }
     }
-    // SAFETY: both blocks are live and distinct; we copy what both hold;
-    // p is a pooled block owned_block found allocated, and allocating q
-    // freed nothing.
+    // SAFETY: both blocks are live and distinct, and hold at least the
+    // granules copied (their sizes are multiples of 16, one is `size` and
+    // the other at least `n`); p is a pooled block owned_block found
+    // allocated, and allocating q freed nothing.
     unsafe {
-        ptr::copy_nonoverlapping(p, q, size.min(n));
+        copy_granules(p, q, size.min(n));
         rt.heap.free_live(p);
     }
     q
+}
+
+/// Copies `n` bytes rounded up to whole 16-byte granules from `p` to `q`.
+///
+/// An inline SSE2 loop rather than a call to libc's `memcpy`: on blocks of
+/// at most 512 bytes it made the moving half of the realloc benchmark 9%
+/// faster (glibc's AVX-512 `memcpy`, called from here, cost 1.4 ns more
+/// per move than the same function called by pymalloc; BENCHMARKS.md,
+/// "Realloc"), for about 6 more instructions per move.
+///
+/// # Safety
+/// `p` and `q` are 16-byte aligned, do not overlap, and are valid for
+/// reads and writes of `n` rounded up to a multiple of 16 bytes.
+#[inline(always)]
+unsafe fn copy_granules(p: *const u8, q: *mut u8, n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::{_mm_load_si128, _mm_store_si128};
+        let n = (n + 15) & !15;
+        let mut i = 0;
+        if n & 16 != 0 {
+            // SAFETY: caller's contract: granule 0 is in both blocks.
+            unsafe { _mm_store_si128(q.cast(), _mm_load_si128(p.cast())) };
+            i = 16;
+        }
+        while i < n {
+            // SAFETY: caller's contract: granules i/16 and i/16 + 1 are
+            // below n/16 (n - i is a positive multiple of 32), aligned.
+            unsafe {
+                let a = _mm_load_si128(p.add(i).cast());
+                let b = _mm_load_si128(p.add(i + 16).cast());
+                _mm_store_si128(q.add(i).cast(), a);
+                _mm_store_si128(q.add(i + 16).cast(), b);
+            }
+            i += 32;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: caller's contract.
+    unsafe {
+        ptr::copy_nonoverlapping(p, q, n)
+    };
 }
 
 /// Default MEM/OBJ `malloc` as a table function.
