@@ -140,14 +140,20 @@ impl PyObjectArenaAllocator {
 }
 
 /// Global state: the three tables and the pool heap.
+///
+/// `repr(C)` with the heap first: the allocation paths hand `&mut
+/// rt.heap` to the heap's functions in tail calls, and at offset 0 that
+/// pointer is the runtime's own, with no instruction to form it (the
+/// order rustc picks moves with the fields' sizes).
+#[repr(C)]
 pub struct Runtime {
+    /// The pool heap shared by MEM and OBJ (as pymalloc is in CPython).
+    pub heap: SmallHeap,
     /// Table per domain, indexed by `PyMemAllocatorDomain as usize`.
     pub tables: [PyMemAllocatorEx; 3],
     /// Per domain: it still has the default pool table, so the entry points
     /// may call the pool heap directly (always false for RAW).
     pub direct: [bool; 3],
-    /// The pool heap shared by MEM and OBJ (as pymalloc is in CPython).
-    pub heap: SmallHeap,
     /// Blocks the MEM/OBJ defaults handed to the RAW domain and not freed
     /// (CPython's `raw_allocated_blocks`).
     pub raw_allocated_blocks: usize,
@@ -170,13 +176,13 @@ unsafe impl Sync for GlobalRuntime {}
 
 /// The one runtime of the process.
 pub static RUNTIME: GlobalRuntime = GlobalRuntime(UnsafeCell::new(Runtime {
+    heap: SmallHeap::new(),
     tables: [
         PyMemAllocatorEx::RAW,
         PyMemAllocatorEx::POOLED,
         PyMemAllocatorEx::POOLED,
     ],
     direct: [false, true, true],
-    heap: SmallHeap::new(),
     raw_allocated_blocks: 0,
     objects: crate::object::ObjectState::new(),
     gc: crate::gc::GcState::new(),
