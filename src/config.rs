@@ -560,13 +560,10 @@ unsafe fn starts_with_prefix(s: *const core::ffi::c_char) -> bool {
 /// against the prefix's bytes as immediates.
 #[unsafe(link_section = ".text.hot.pyheap")]
 fn environment_mentions_pyheap() -> bool {
-    unsafe extern "C" {
-        /// The process's environment (POSIX).
-        static environ: *const *const core::ffi::c_char;
-    }
     // SAFETY: load time, before any thread could change the environment;
-    // `environ` is null or a null-terminated array of C strings.
-    let mut entry = unsafe { environ };
+    // `environ` is null or a null-terminated array of C strings. (Read
+    // through a raw pointer: `setenv` may change it, so it is `static mut`.)
+    let mut entry = unsafe { (&raw const libc::environ).read() }.cast_const();
     if entry.is_null() {
         return false;
     }

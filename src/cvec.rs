@@ -43,6 +43,9 @@ impl<T: Copy> CVec<T> {
     /// An empty array; allocates nothing.
     pub const fn new() -> Self {
         const { assert!(size_of::<T>() > 0, "CVec does not hold zero-sized values") };
+        // malloc aligns for any fundamental type, 16 bytes on the targets
+        // pyheap supports.
+        const { assert!(align_of::<T>() <= 16, "CVec holds values malloc can align") };
         CVec {
             ptr: NonNull::dangling(),
             len: 0,

@@ -496,50 +496,61 @@ unsafe fn realloc_move(
             rt.objects.remember_raw(q, gc);
         }
     }
-    // SAFETY: both blocks are live and distinct, and hold at least the
-    // granules copied (their sizes are multiples of 16, one is `size` and
-    // the other at least `n`); p is a pooled block owned_block found
-    // allocated, and allocating q freed nothing.
+    // SAFETY: both blocks are live and distinct and hold at least the bytes
+    // copied (p is `size` bytes, q at least `n`); p is a pooled block
+    // owned_block found allocated (so 16-byte aligned), and allocating q
+    // freed nothing.
     unsafe {
-        copy_granules(p, q, size.min(n));
+        copy_prefix(p, q, size.min(n));
         rt.heap.free_live(p);
     }
     q
 }
 
-/// Copies `n` bytes rounded up to whole 16-byte granules from `p` to `q`.
+/// Copies the first `n` bytes of the pooled block `p` to `q`.
 ///
-/// An inline SSE2 loop rather than a call to libc's `memcpy`: on blocks of
-/// at most 512 bytes it made the moves of the realloc benchmark about 10%
-/// faster (glibc's AVX-512 `memcpy`, called from here, cost 1.4 ns more
-/// per move than the same function called by pymalloc; BENCHMARKS.md,
-/// "Time per call"), for about 15 more instructions per move.
+/// Whole 16-byte granules go through an inline SSE2 loop rather than a
+/// call to libc's `memcpy`: on blocks of at most 512 bytes it made the
+/// moves of the realloc benchmark about 10% faster (glibc's AVX-512
+/// `memcpy`, called from here, cost 1.4 ns more per move than the same
+/// function called by pymalloc; BENCHMARKS.md, "Time per call"), for about
+/// 15 more instructions per move. The last `n % 16` bytes, if any (a
+/// shrink to an odd size), go through `ptr::copy_nonoverlapping`: `q` may
+/// be a RAW block of exactly `n` bytes (the pools had no room, or `n` is
+/// above 512), with no granule's worth of slack and only the RAW
+/// allocator's alignment, so `q` is stored to unaligned.
 ///
 /// # Safety
-/// `p` and `q` are 16-byte aligned, do not overlap, and are valid for
-/// reads and writes of `n` rounded up to a multiple of 16 bytes.
+/// `p` is 16-byte aligned and valid for reads of `n` bytes, `q` valid for
+/// writes of `n` bytes, and the two do not overlap.
 #[inline(always)]
-unsafe fn copy_granules(p: *const u8, q: *mut u8, n: usize) {
+unsafe fn copy_prefix(p: *const u8, q: *mut u8, n: usize) {
     #[cfg(target_arch = "x86_64")]
     {
-        use core::arch::x86_64::{_mm_load_si128, _mm_store_si128};
-        let n = (n + 15) & !15;
+        use core::arch::x86_64::{_mm_load_si128, _mm_storeu_si128};
+        let whole = n & !15;
         let mut i = 0;
-        if n & 16 != 0 {
-            // SAFETY: caller's contract: granule 0 is in both blocks.
-            unsafe { _mm_store_si128(q.cast(), _mm_load_si128(p.cast())) };
+        if whole & 16 != 0 {
+            // SAFETY: caller's contract: granule 0 is within n bytes of
+            // both, and p is aligned.
+            unsafe { _mm_storeu_si128(q.cast(), _mm_load_si128(p.cast())) };
             i = 16;
         }
-        while i < n {
-            // SAFETY: caller's contract: granules i/16 and i/16 + 1 are
-            // below n/16 (n - i is a positive multiple of 32), aligned.
+        while i < whole {
+            // SAFETY: caller's contract: bytes i to i + 32 are within
+            // `whole` (whole - i is a positive multiple of 32); p + i is
+            // aligned.
             unsafe {
                 let a = _mm_load_si128(p.add(i).cast());
                 let b = _mm_load_si128(p.add(i + 16).cast());
-                _mm_store_si128(q.add(i).cast(), a);
-                _mm_store_si128(q.add(i + 16).cast(), b);
+                _mm_storeu_si128(q.add(i).cast(), a);
+                _mm_storeu_si128(q.add(i + 16).cast(), b);
             }
             i += 32;
+        }
+        if whole != n {
+            // SAFETY: caller's contract: the last n - whole bytes.
+            unsafe { ptr::copy_nonoverlapping(p.add(whole), q.add(whole), n - whole) };
         }
     }
     #[cfg(not(target_arch = "x86_64"))]

@@ -240,7 +240,8 @@ pub fn at_exit(f: extern "C" fn()) {
     }
     #[cfg(target_env = "gnu")]
     // SAFETY: a plain function as the argument of run_exit_handler, and
-    // this object's own handle (glibc drops the handler at dlclose).
+    // this object's own handle (for libpyheap.so, glibc runs the handler
+    // at dlclose, as it would one registered with atexit).
     unsafe {
         __cxa_atexit(
             run_exit_handler,
@@ -272,8 +273,8 @@ pub fn at_fork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern 
         ) -> core::ffi::c_int;
     }
     #[cfg(target_env = "gnu")]
-    // SAFETY: three plain functions, and this object's handle as for
-    // at_exit.
+    // SAFETY: three plain functions, and this object's handle (for
+    // libpyheap.so, glibc drops the handlers at dlclose).
     unsafe {
         __register_atfork(
             Some(prepare),
