@@ -237,7 +237,8 @@ if mode == "callgrind":
     print("Allocator instructions per call (callgrind Ir, one run; x = ratio to glibc)\n")
 else:
     print(f"Median ns per call over {len(next(iter(rows.values()))['pyheap'])} runs "
-          "(x = median of per-run ratios to glibc)\n")
+          "(x = median of per-run ratios to glibc; k/N = runs in which pyheap "
+          "was faster than pymalloc)\n")
 pair = "cpython-3.11" in allocs
 print("| workload | sizes | " + " | ".join(allocs) + (" | pyheap / pymalloc |" if pair else " |"))
 print("|---|---|" + "---:|" * (len(allocs) + pair))
@@ -248,7 +249,13 @@ for case in order:
         m, x = cell(r[a], r["glibc"])
         cells.append(f"{m:.1f}" + ("" if a == "glibc" else f" ({x:.2f}x)"))
     if pair:
-        cells.append(f"{cell(r['pyheap'], r['cpython-3.11'])[1]:.2f}x")
+        text = f"{cell(r['pyheap'], r['cpython-3.11'])[1]:.2f}x"
+        if mode == "time":
+            # and in how many runs pyheap was the faster of the two
+            v = [float(p["ns_per_call"]) / float(c["ns_per_call"])
+                 for p, c in zip(r["pyheap"], r["cpython-3.11"])]
+            text += f" ({sum(x < 1 for x in v)}/{len(v)})"
+        cells.append(text)
     print(f"| {case[0]} | {sizes(case)} | " + " | ".join(cells) + " |")
 
 if mode == "callgrind":
