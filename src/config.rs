@@ -506,9 +506,6 @@ pub fn describe() -> String {
     out
 }
 
-/// Room for the longest variable name `getenv` is asked for, NUL included.
-const NAME_MAX: usize = 32;
-
 /// What every variable pyheap reads starts with.
 const PREFIX: [u8; 7] = *b"PYHEAP_";
 
@@ -531,10 +528,10 @@ const fn has_prefix(name: &str) -> bool {
 const _: () = {
     let mut i = 0;
     while i < KEYS.len() {
-        assert!(KEYS[i].1.len() < NAME_MAX && has_prefix(KEYS[i].1));
+        assert!(has_prefix(KEYS[i].1));
         i += 1;
     }
-    assert!("PYHEAP_CONF".len() < NAME_MAX && has_prefix("PYHEAP_CONF"));
+    assert!(has_prefix("PYHEAP_CONF"));
 };
 
 /// True if the C string `s` starts with [`PREFIX`].
@@ -582,22 +579,14 @@ fn environment_mentions_pyheap() -> bool {
     }
 }
 
-/// An environment variable's value. The name is made NUL-terminated on
-/// the stack: this runs before `main`, and a program that sets nothing
-/// should not pay for the allocator and string code it would otherwise
-/// touch (its pages count in the process's RSS).
-#[unsafe(link_section = ".text.hot.pyheap")]
+/// An environment variable's value (read only once
+/// [`environment_mentions_pyheap`] found one of ours, so a program that
+/// sets none never runs the allocation and string code below).
 fn getenv(name: &str) -> Option<String> {
-    let mut c = [0u8; NAME_MAX];
-    // (Names are ours, without NUL bytes; one would only shorten it.)
-    debug_assert!(name.len() < NAME_MAX, "{name} is too long for getenv");
-    if name.len() >= NAME_MAX {
-        return None;
-    }
-    c[..name.len()].copy_from_slice(name.as_bytes());
+    let c = std::ffi::CString::new(name).ok()?;
     // SAFETY: a NUL-terminated name; the value is copied at once.
     unsafe {
-        let v = libc::getenv(c.as_ptr().cast());
+        let v = libc::getenv(c.as_ptr());
         (!v.is_null()).then(|| core::ffi::CStr::from_ptr(v).to_string_lossy().into_owned())
     }
 }

@@ -173,12 +173,6 @@ impl<T: Copy> DerefMut for CVec<T> {
     }
 }
 
-impl<T: Copy + core::fmt::Debug> core::fmt::Debug for CVec<T> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
