@@ -18,7 +18,7 @@ use crate::alloc::SmallHeap;
 use crate::domains::Runtime;
 use crate::object::layout::{GC_HEADER_SIZE, PyObject};
 
-/// Where objects are recorded: the pools' object bits, and the registry of
+/// Where objects are recorded: the pools' block states, and the registry of
 /// unpooled object blocks (which also has the objects the debug allocator
 /// places inside pooled blocks).
 #[derive(Clone, Copy)]

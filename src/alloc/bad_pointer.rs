@@ -1,7 +1,7 @@
 //! Diagnosing a pooled address that `free` or `realloc` found not to be the
 //! start of an allocated block, and the fatal report that names it.
 //!
-//! The live bitmap of `pool.rs` says only that no block starts at the
+//! The state bitmap of `pool.rs` says only that no block starts at the
 //! address; the pool header says why: the block was freed (a double free or
 //! a use after free), never handed out, or the address is inside a block,
 //! inside the header, or in a free pool. A free pool's header is zeroes

@@ -3,9 +3,9 @@
 //! Fast paths (25 instructions for `alloc` and 41 for `free` as exported,
 //! BENCHMARKS.md; no calls):
 //! - `alloc`: pop the free list of the first pool on the size class's used
-//!   list, set the block's live bit.
+//!   list, set the block's state to allocated.
 //! - `free`: ask the address map whether the pointer is pooled, clear its
-//!   live bit (a clear bit, or an address not 16-byte aligned, is a double
+//!   state (a zero state, or an address not 16-byte aligned, is a double
 //!   or invalid free: fatal report), push it on its pool's free list.
 //!
 //! Everything else (a pool fills up or empties, new pools and arenas, giving
@@ -85,7 +85,6 @@ static EMPTY_POOL: Sentinel = Sentinel(PoolHeader {
     maxnextoffset: 0,
     size: 0,
     state: [0; pool::STATE_WORDS],
-    gcs: [0; pool::LIVE_WORDS],
 });
 
 #[inline(always)]
@@ -278,7 +277,7 @@ impl SmallHeap {
     /// Frees the pooled block `p` that the caller has just found allocated
     /// (with [`owned_block`](Self::owned_block), in the same call, nothing
     /// freed since): as [`free_owned`](Self::free_owned) without testing
-    /// its live bit again. `realloc` moves a block with it.
+    /// its state again. `realloc` moves a block with it.
     ///
     /// # Safety
     /// `p` is an allocated pooled block, not used after it is freed.
@@ -297,7 +296,7 @@ impl SmallHeap {
     /// one to the slow path.
     ///
     /// # Safety
-    /// `p` is a block of the live pool `pool` whose live bit was just
+    /// `p` is a block of the live pool `pool` whose state was just
     /// cleared.
     #[inline(always)]
     unsafe fn release(&mut self, pool: *mut PoolHeader, p: *mut u8) {
@@ -703,7 +702,7 @@ impl SmallHeap {
         let purgeable = alloc.is_default();
         if !purgeable {
             // Memory of unknown contents: zero the headers so a stray free
-            // into a pool never used reads a clear live bitmap.
+            // into a pool never used reads a clear state bitmap.
             for i in 0..npools as usize {
                 // SAFETY: each header lies inside the arena we were given.
                 unsafe {
@@ -906,13 +905,15 @@ impl SmallHeap {
             let base = h as *const PoolHeader as usize;
             for w in 0..pool::STATE_WORDS {
                 let st = h.state[w];
-                // Live bits whose object bit is set too.
-                let mut bits = st & st.rotate_right(1) & pool::live_mask(w);
+                // Granules whose high bit is set: objects, GC ones where
+                // the low bit is clear.
+                let mut bits = st.rotate_right(1) & pool::live_mask(w);
                 while bits != 0 {
-                    let g = pool::granule_at(w, bits.trailing_zeros());
+                    let pos = bits.trailing_zeros();
+                    let g = pool::granule_at(w, pos);
                     bits &= bits - 1;
                     let block = (base + (g << ALIGNMENT_SHIFT)) as *mut u8;
-                    f(block, h.gcs[g >> 6] >> (g & 63) & 1 == 1);
+                    f(block, st >> pos & 1 == 0);
                 }
             }
         });
@@ -976,7 +977,7 @@ impl SmallHeap {
                         .map_err(|e| format!("pool.rs {e} (pool {:#x})", a.pool_addr(i)))?;
                 } else if h.state.iter().any(|&w| w != 0) {
                     return Err(format!(
-                        "pool.rs (6) free pool {:#x} has live or object bits",
+                        "pool.rs (6) free pool {:#x} has block states",
                         a.pool_addr(i)
                     ));
                 } else if a.purgeable && a.dirty_mask >> i & 1 == 0 && !h.freeblock.is_null() {
@@ -1113,22 +1114,19 @@ fn check_pool(h: &PoolHeader, arena: u32) -> Result<(), String> {
         return Err(format!("(3) nextoffset {next}"));
     }
     let carved = (next - POOL_OVERHEAD) / size;
-    // (1) live bits exactly at allocated block starts.
-    let live_bits: u32 = h
+    // (1) non-zero states exactly at allocated block starts (5 holds by
+    // construction: an object's mark is one of the non-zero states).
+    let live_states: u32 = h
         .state
         .iter()
         .enumerate()
-        .map(|(i, w)| (w & pool::live_mask(i)).count_ones())
+        .map(|(i, w)| ((w | w.rotate_right(1)) & pool::live_mask(i)).count_ones())
         .sum();
-    if live_bits != h.count {
-        return Err(format!("(1) count {} but {live_bits} live bits", h.count));
-    }
-    if h.state
-        .iter()
-        .enumerate()
-        .any(|(i, w)| w.rotate_right(1) & !w & pool::live_mask(i) != 0)
-    {
-        return Err("(5) object bit on a block that is not allocated".into());
+    if live_states != h.count {
+        return Err(format!(
+            "(1) count {} but {live_states} live states",
+            h.count
+        ));
     }
     for k in carved..capacity.max(carved) {
         let p = (base + POOL_OVERHEAD + k * size) as *mut u8;

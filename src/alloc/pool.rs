@@ -3,23 +3,24 @@
 //!
 //! ```text
 //! pool base                                                 base + POOL_SIZE
-//! | PoolHeader (432 B) | block 0 | block 1 | ... | virgin ... |
+//! | PoolHeader (304 B) | block 0 | block 1 | ... | virgin ... |
 //!                                                 ^ nextoffset
 //! ```
 //!
 //! Invariants of a pool in use (not on its arena's free mask):
 //! 1. `count` blocks are allocated, and exactly their start granules have
-//!    their live bit set in `state` (two bits per 16-byte granule of the
-//!    pool: live, and holds an object). Nothing else is live.
+//!    a non-zero state in `state` (two bits per 16-byte granule of the pool:
+//!    `00` free, `01` allocated, `11` holds an object, `10` holds a GC
+//!    object). Nothing else is live.
 //! 2. `freeblock` heads a list, linked through the first word of each free
 //!    block, of the blocks below `nextoffset` that are not allocated.
 //! 3. Blocks at `nextoffset` and above have never been handed out.
 //! 4. `freeblock` is null iff the pool is full, and the pool is on its size
 //!    class's used list iff it is neither full nor free (allocation refills
 //!    `freeblock` from the virgin blocks eagerly, as CPython does).
-//! 5. A granule's object bit is set only with its live bit: a block is
-//!    marked as holding an object only while it is allocated (free clears
-//!    both bits, which share a word, in one store).
+//! 5. A block is marked as holding an object only while it is allocated:
+//!    the mark is one of its non-zero states, and free clears both bits in
+//!    one store.
 //!
 //! And of every pool of an arena, in use or not:
 //! 6. When the pool is not in use, `state` is all zero (its last
@@ -27,22 +28,31 @@
 //!    are zeroed; a purge gives back zero pages). So `init_pool` does not
 //!    clear them.
 //!
-//! The live bitmap is what lets `free` reject a double free, or a pointer
+//! The state bitmap is what lets `free` reject a double free, or a pointer
 //! into the middle of a block, in a few instructions and in every mode. A
-//! bit stands for a 16-byte granule, so an address that is not 16-byte
-//! aligned is never live (it would share the granule of the block it points
-//! into).
+//! pair of bits stands for a 16-byte granule, so an address that is not
+//! 16-byte aligned is never live (it would share the granule of the block
+//! it points into).
 
 use core::ptr;
 
 use super::size_class::{ALIGNMENT, ALIGNMENT_SHIFT, POOL_MASK, POOL_SIZE, class_size};
 
-/// Words of a one-bit-per-granule bitmap (`gcs`).
-pub(crate) const LIVE_WORDS: usize = POOL_SIZE / 16 / 64;
 /// Words of `state`: two bits per granule.
-pub(crate) const STATE_WORDS: usize = 2 * LIVE_WORDS;
-/// The live bits of a `state` word whose granules have an even `g / 16`.
+pub(crate) const STATE_WORDS: usize = POOL_SIZE / 16 / 32;
+/// The low bits of the granules' pairs in a `state` word whose granules
+/// have an even `g / 16`.
 const LIVE_BITS: u64 = 0x5555_5555_5555_5555;
+
+/// A granule's two `state` bits, low bit first: an allocated block starts
+/// there and holds no object. Free is `00`.
+pub(crate) const STATE_ALLOCATED: u64 = 0b01;
+/// An allocated block that holds an object (`PyObject` at the block).
+pub(crate) const STATE_OBJECT: u64 = 0b11;
+/// An allocated block that holds a GC object (`PyObject` after a 16-byte
+/// GC header). The high bit alone, so "holds an object" is the high bit and
+/// "is a GC object" the high bit without the low one.
+pub(crate) const STATE_GC_OBJECT: u64 = 0b10;
 
 /// The header at the start of every pool in use.
 #[repr(C)]
@@ -67,17 +77,15 @@ pub struct PoolHeader {
     /// Block size in bytes.
     pub size: u32,
     /// Two bits per granule `g`, in word `(g + STATE_ROTATION) % 32` at
-    /// bit `g / 16` (live: an allocated block starts there) and the next
-    /// bit, mod 64 (that block holds an object). Sharing a word, a free
-    /// clears both with one store, on one cache line. The words are
+    /// bit `g / 16` (the low bit) and the next bit, mod 64: the granule's
+    /// state, `STATE_ALLOCATED`, `STATE_OBJECT`, `STATE_GC_OBJECT`, or zero
+    /// where no allocated block starts. Sharing a word, a free tests and
+    /// clears both with one load and one store, on one cache line. The words are
     /// transposed (granule g's neighbours in a word are g ± 32, not g ± 1) so
     /// that blocks of 512 bytes all use word 0, in the header's first cache
     /// line, and blocks of 256 bytes words 0 and 16: a pool of large blocks
     /// touches one or two lines of its header, not five.
     pub state: [u64; STATE_WORDS],
-    /// Bit `g` meaningful only where the object bit is set: the object is a
-    /// GC object, whose `PyObject` starts after a 16-byte GC header.
-    pub gcs: [u64; LIVE_WORDS],
 }
 
 /// Bytes before the first block: the header rounded up to the alignment.
@@ -96,7 +104,7 @@ pub fn pool_of(p: *mut u8) -> *mut PoolHeader {
 
 /// Added to a granule's index before it is taken mod 32 to choose its
 /// `state` word: the first block starts at granule `POOL_OVERHEAD / 16`
-/// (27), so with this rotation it falls in word 0, and so does every block
+/// (19), so with this rotation it falls in word 0, and so does every block
 /// 32 granules (512 bytes) after it; blocks 16 granules apart use words 0
 /// and 16. Word 0 shares the header's first cache line with the fields
 /// every malloc and free read, so a pool of 512-byte blocks keeps all its
@@ -109,23 +117,23 @@ pub(crate) const fn state_word(g: usize) -> usize {
     (g + STATE_ROTATION) % STATE_WORDS
 }
 
-/// The position of granule `g`'s live bit in its `state` word; its object
-/// bit is the next one, mod 64. Bits of `g` above the pool's are taken mod
+/// The position of granule `g`'s low state bit in its `state` word; its
+/// high bit is the next one, mod 64. Bits of `g` above the pool's are taken mod
 /// 64 by the shifts and rotations that use it.
 #[inline(always)]
 pub(crate) const fn state_position(g: usize) -> u32 {
     (g >> 4) as u32
 }
 
-/// The live bits of `state` word `w`: the granules of a word are `g`, `g +
-/// 32`, `g + 64` ..., so their positions `g / 16` all have the parity of
-/// bit 4 of `g`. The object bits are the others.
+/// The low state bits of `state` word `w`: the granules of a word are `g`,
+/// `g + 32`, `g + 64` ..., so their positions `g / 16` all have the parity
+/// of bit 4 of `g`. The high bits are the others.
 #[inline(always)]
 pub(crate) const fn live_mask(w: usize) -> u64 {
     LIVE_BITS.rotate_left(((w.wrapping_sub(STATE_ROTATION) >> 4) & 1) as u32)
 }
 
-/// The granule whose live bit is at position `pos` of `state` word `w`
+/// The granule whose low state bit is at position `pos` of `state` word `w`
 /// (the inverse of [`state_word`] and [`state_position`]).
 #[inline(always)]
 pub(crate) const fn granule_at(w: usize, pos: u32) -> usize {
@@ -133,7 +141,7 @@ pub(crate) const fn granule_at(w: usize, pos: u32) -> usize {
 }
 
 /// The `state` word describing a block starting at the 16-byte aligned
-/// `p`, and the position of its live bit there (its object bit is next,
+/// `p`, and the position of its low state bit there (the high bit is next,
 /// mod 64; the position is meaningless for an unaligned `p`, which callers
 /// reject).
 #[inline(always)]
@@ -157,26 +165,25 @@ fn state_slot(pool: *mut PoolHeader, p: *mut u8) -> (*mut u64, u32) {
     (word, state_position((p as usize) >> ALIGNMENT_SHIFT))
 }
 
-/// The word and bit of `gcs` for a block starting at `p`.
-#[inline(always)]
-fn gcs_slot(pool: *mut PoolHeader, p: *mut u8) -> (*mut u64, u64) {
-    let granule = ((p as usize) & POOL_MASK) >> ALIGNMENT_SHIFT;
-    // SAFETY: as in state_slot, for LIVE_WORDS words of 64 granules.
-    let word = unsafe {
-        ptr::addr_of_mut!((*pool).gcs)
-            .cast::<u64>()
-            .add(granule >> 6)
-    };
-    (word, 1u64 << (granule & 63))
-}
-
 /// True iff `p` is 16-byte aligned, as the start of every block is.
 #[inline(always)]
 fn granule_aligned(p: *mut u8) -> bool {
     (p as usize) & (ALIGNMENT - 1) == 0
 }
 
-/// Marks the block at `p` allocated.
+/// The state of the granule at `p`: its two bits.
+///
+/// # Safety
+/// `pool` must be the header of the pool containing the 16-byte aligned
+/// `p`, readable memory.
+#[inline(always)]
+unsafe fn granule_state(pool: *mut PoolHeader, p: *mut u8) -> u64 {
+    let (word, shift) = state_slot(pool, p);
+    // SAFETY: caller's contract.
+    unsafe { (*word).rotate_right(shift) & 3 }
+}
+
+/// Marks the block at `p` allocated (its state was zero: invariant 1).
 ///
 /// # Safety
 /// `pool` must be the live header of the pool containing `p`.
@@ -184,12 +191,12 @@ fn granule_aligned(p: *mut u8) -> bool {
 pub unsafe fn mark_live(pool: *mut PoolHeader, p: *mut u8) {
     let (word, shift) = state_slot(pool, p);
     // SAFETY: word points into the live header (caller's contract).
-    unsafe { *word |= 1u64.wrapping_shl(shift) };
+    unsafe { *word |= STATE_ALLOCATED.wrapping_shl(shift) };
 }
 
-/// Clears the live and object bits of the block at `p`; returns false if it
-/// was not live (a double free, or `p` is not the start of an allocated
-/// block, unaligned addresses included), in which case nothing is changed.
+/// Clears the state of the block at `p`; returns false if it was not live
+/// (a double free, or `p` is not the start of an allocated block,
+/// unaligned addresses included), in which case nothing is changed.
 ///
 /// # Safety
 /// `pool` must be the header of the pool containing `p`, readable memory.
@@ -202,11 +209,11 @@ pub unsafe fn take_live(pool: *mut PoolHeader, p: *mut u8) -> bool {
     // SAFETY: word points into the pool header's state array (caller's
     // contract).
     unsafe {
-        // Rotating the block's two bits down to bits 0 and 1 tests the live
-        // bit and clears both without a mask of the count (rotates take it
-        // mod 64, as the compiler knows; it masks for a bit test).
+        // Rotating the block's two bits down to bits 0 and 1 tests them and
+        // clears both without a mask of the count (rotates take it mod 64,
+        // as the compiler knows; it masks for a bit test).
         let r = (*word).rotate_right(shift);
-        if r & 1 == 0 {
+        if r & 3 == 0 {
             return false;
         }
         *word = (r & !3).rotate_left(shift);
@@ -214,8 +221,8 @@ pub unsafe fn take_live(pool: *mut PoolHeader, p: *mut u8) -> bool {
     }
 }
 
-/// Clears the live and object bits of the allocated block at `p` (its live
-/// bit known set: no test).
+/// Clears the state of the allocated block at `p` (known allocated: no
+/// test).
 ///
 /// # Safety
 /// `pool` must be the live header of the pool containing the allocated
@@ -235,16 +242,9 @@ pub unsafe fn clear_live(pool: *mut PoolHeader, p: *mut u8) {
 #[inline(always)]
 pub unsafe fn mark_object(pool: *mut PoolHeader, p: *mut u8, gc: bool) {
     let (word, shift) = state_slot(pool, p);
-    let (gword, bit) = gcs_slot(pool, p);
-    // SAFETY: both words lie in the live header (caller's contract).
-    unsafe {
-        *word |= 2u64.rotate_left(shift);
-        if gc {
-            *gword |= bit;
-        } else {
-            *gword &= !bit;
-        }
-    }
+    let state = if gc { STATE_GC_OBJECT } else { STATE_OBJECT };
+    // SAFETY: the word lies in the live header (caller's contract).
+    unsafe { *word = (*word & (!3u64).rotate_left(shift)) | state.rotate_left(shift) };
 }
 
 /// Forgets that the block at `p` holds an object.
@@ -255,7 +255,7 @@ pub unsafe fn mark_object(pool: *mut PoolHeader, p: *mut u8, gc: bool) {
 pub unsafe fn unmark_object(pool: *mut PoolHeader, p: *mut u8) {
     let (word, shift) = state_slot(pool, p);
     // SAFETY: as in mark_object.
-    unsafe { *word &= (!2u64).rotate_left(shift) };
+    unsafe { *word = (*word & (!3u64).rotate_left(shift)) | STATE_ALLOCATED.rotate_left(shift) };
 }
 
 /// `None` if the block at `p` holds no object, else `Some(is_gc)`.
@@ -267,14 +267,11 @@ pub unsafe fn object_kind(pool: *mut PoolHeader, p: *mut u8) -> Option<bool> {
     if !granule_aligned(p) {
         return None;
     }
-    let (word, shift) = state_slot(pool, p);
-    // SAFETY: as in mark_object.
-    unsafe {
-        if (*word).rotate_right(shift) & 3 != 3 {
-            return None;
-        }
-        let (gword, bit) = gcs_slot(pool, p);
-        Some(*gword & bit != 0)
+    // SAFETY: as in mark_object; p is aligned.
+    match unsafe { granule_state(pool, p) } {
+        STATE_OBJECT => Some(false),
+        STATE_GC_OBJECT => Some(true),
+        _ => None,
     }
 }
 
@@ -289,22 +286,21 @@ pub unsafe fn live_kind(pool: *mut PoolHeader, p: *mut u8) -> Option<Option<bool
     if !granule_aligned(p) {
         return None;
     }
-    let (word, shift) = state_slot(pool, p);
-    // SAFETY: caller's contract.
-    unsafe {
-        match (*word).rotate_right(shift) & 3 {
-            1 => Some(None),
-            3 => {
-                let (gword, bit) = gcs_slot(pool, p);
-                Some(Some(*gword & bit != 0))
-            }
-            _ => None,
-        }
+    // SAFETY: caller's contract; p is aligned.
+    let state = unsafe { granule_state(pool, p) };
+    // Tests in this order, not a `match`: a plain block (realloc's usual
+    // case) is one compare, where a match becomes a jump table.
+    if state == STATE_ALLOCATED {
+        Some(None)
+    } else if state == 0 {
+        None
+    } else {
+        Some(Some(state == STATE_GC_OBJECT))
     }
 }
 
 /// True iff an allocated block starts at `p`: `p` is 16-byte aligned and
-/// its live bit is set.
+/// its state is not zero.
 ///
 /// # Safety
 /// As for [`take_live`].
@@ -312,9 +308,8 @@ pub unsafe fn is_live(pool: *mut PoolHeader, p: *mut u8) -> bool {
     if !granule_aligned(p) {
         return false;
     }
-    let (word, shift) = state_slot(pool, p);
-    // SAFETY: caller's contract.
-    unsafe { (*word).wrapping_shr(shift) & 1 != 0 }
+    // SAFETY: caller's contract; p is aligned.
+    unsafe { granule_state(pool, p) != 0 }
 }
 
 /// Sets up `pool` for class `c` in arena `arena` and hands out its first block.
@@ -409,9 +404,10 @@ mod tests {
     #[test]
     fn header_leaves_blocks_aligned_and_bitmap_covers_pool() {
         assert_eq!(POOL_OVERHEAD % 16, 0);
-        assert_eq!(POOL_OVERHEAD, 432);
-        assert_eq!(LIVE_WORDS * 64 * 16, POOL_SIZE);
-        assert_eq!(blocks_per_pool(0), 997);
+        assert_eq!(POOL_OVERHEAD, 304);
+        assert_eq!(STATE_WORDS * 32 * 16, POOL_SIZE);
+        assert_eq!(blocks_per_pool(0), 1005);
+        assert_eq!(blocks_per_pool(15), 62);
         assert_eq!(blocks_per_pool(31), 31);
         for c in 0..NB_SMALL_SIZE_CLASSES {
             assert!(blocks_per_pool(c) >= 2);
@@ -420,8 +416,8 @@ mod tests {
 
     #[test]
     fn state_bits_are_one_pair_per_granule_and_large_blocks_share_word_0() {
-        // Every granule has its own live bit, and its object bit (the next
-        // position, mod 64) is nobody's live bit.
+        // Every granule has its own low bit, and its high bit (the next
+        // position, mod 64) is nobody's low bit.
         let mut seen = [0u64; STATE_WORDS];
         for g in 0..POOL_SIZE / ALIGNMENT {
             let (w, pos) = (state_word(g), state_position(g));

@@ -1,5 +1,5 @@
 //! Live objects: every object pyheap allocated and has not freed, found
-//! through the pools' object bits and the registry of unpooled objects.
+//! through the pools' block states and the registry of unpooled objects.
 //! Gives `PyHeap_GetRefTotal` and `PyHeap_GetLiveObjects`.
 
 use std::collections::BTreeMap;

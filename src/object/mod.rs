@@ -3,9 +3,9 @@
 //! `PyType_FromSpec` (SPEC.md §4).
 //!
 //! Every object pyheap allocates is recorded, at no cost to the allocation
-//! fast path: a pooled block carries an object bit (and a GC bit) in its
-//! pool's header (`alloc/pool.rs`); an object too large for a pool is kept
-//! in [`ObjectState::raw`]. That is what lets pyheap list live objects by
+//! fast path: a pooled block's state in its pool's header says whether it
+//! holds an object, and a GC one (`alloc/pool.rs`); an object too large
+//! for a pool is kept in [`ObjectState::raw`]. That is what lets pyheap list live objects by
 //! type, total their reference counts, and tell a live object from a freed
 //! one in debug checks.
 
