@@ -842,13 +842,14 @@ impl SmallHeap {
         true
     }
 
-    /// Forgets that `block` holds an object. Returns false if not pooled.
+    /// Forgets that `block` holds an object: it stays allocated. Returns
+    /// false, changing nothing, if it is not an allocated pooled block.
     #[expect(
         clippy::not_unsafe_ptr_arg_deref,
         reason = "only the header of a pool the address map proves ours is written"
     )]
     pub fn clear_object(&mut self, block: *mut u8) -> bool {
-        if !self.owns(block) {
+        if !self.is_live_block(block) {
             return false;
         }
         // SAFETY: as in set_object.

@@ -247,15 +247,24 @@ pub unsafe fn mark_object(pool: *mut PoolHeader, p: *mut u8, gc: bool) {
     unsafe { *word = (*word & (!3u64).rotate_left(shift)) | state.rotate_left(shift) };
 }
 
-/// Forgets that the block at `p` holds an object.
+/// Forgets that the block at `p` holds an object: an object's state
+/// becomes plain allocated; any other state, free included, is left alone
+/// (writing "allocated" over a free block would put it on the free list and
+/// in use at once).
 ///
 /// # Safety
-/// As for [`mark_object`].
+/// `pool` must be the header of the pool containing the 16-byte aligned
+/// `p`, in use or not.
 #[inline(always)]
 pub unsafe fn unmark_object(pool: *mut PoolHeader, p: *mut u8) {
     let (word, shift) = state_slot(pool, p);
-    // SAFETY: as in mark_object.
-    unsafe { *word = (*word & (!3u64).rotate_left(shift)) | STATE_ALLOCATED.rotate_left(shift) };
+    // SAFETY: the word lies in the header (caller's contract).
+    unsafe {
+        let r = (*word).rotate_right(shift);
+        if r & 2 != 0 {
+            *word = ((r & !3) | STATE_ALLOCATED).rotate_left(shift);
+        }
+    }
 }
 
 /// `None` if the block at `p` holds no object, else `Some(is_gc)`.

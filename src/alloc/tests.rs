@@ -299,7 +299,7 @@ fn bad_pointers_are_diagnosed() {
     let at = |k: usize| p.wrapping_add(k);
     assert!(heap.is_live_block(p));
     assert_eq!(heap.diagnose(p), None, "an allocated block is not bad");
-    // An address inside a block's first 16 bytes shares its live bit's
+    // An address inside a block's first 16 bytes shares its state's
     // granule but is not a block: free must not take it.
     for k in 1..16 {
         assert!(!heap.is_live_block(at(k)), "p + {k} taken for a block");
@@ -534,4 +534,40 @@ fn object_marks_follow_their_blocks() {
         plain.push(heap.alloc(48) as usize);
     }
     check(&heap, &marked, &plain);
+}
+
+/// `clear_object` turns an object back into a plain allocated block, of
+/// either kind, and leaves a free block free: an "allocated" state written
+/// over a free block would hand it out twice.
+#[test]
+fn clearing_an_object_mark_keeps_the_block_allocated_and_a_free_one_free() {
+    let mut heap = Box::new(SmallHeap::new());
+    let blocks: Vec<*mut u8> = (0..6).map(|_| heap.alloc(32)).collect();
+    for (i, &p) in blocks.iter().enumerate() {
+        assert!(heap.set_object(p, i % 2 == 0));
+    }
+    for &p in &blocks[..3] {
+        assert!(heap.clear_object(p));
+        assert_eq!(heap.object_kind(p), Some(None));
+        assert!(heap.is_live_block(p));
+    }
+    heap.check_invariants().unwrap();
+    for &p in &blocks[3..] {
+        // SAFETY: an allocated block of this heap.
+        assert!(unsafe { heap.free(p, "test") });
+        assert!(!heap.clear_object(p), "a free block is not cleared");
+        assert!(!heap.is_live_block(p), "a free block became allocated");
+        assert_eq!(heap.object_kind(p), Some(None));
+    }
+    heap.check_invariants().unwrap();
+    // The free blocks come back once each, and the cleared ones stay out.
+    let again: Vec<*mut u8> = (0..3).map(|_| heap.alloc(32)).collect();
+    for p in &again {
+        assert!(!blocks[..3].contains(p));
+    }
+    let mut sorted = again.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 3);
+    heap.check_invariants().unwrap();
 }
