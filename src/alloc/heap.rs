@@ -908,7 +908,7 @@ impl SmallHeap {
                 let st = h.state[w];
                 // Granules whose high bit is set: objects, GC ones where
                 // the low bit is clear.
-                let mut bits = st.rotate_right(1) & pool::live_mask(w);
+                let mut bits = st.rotate_right(1) & pool::low_mask(w);
                 while bits != 0 {
                     let pos = bits.trailing_zeros();
                     let g = pool::granule_at(w, pos);
@@ -1121,7 +1121,7 @@ fn check_pool(h: &PoolHeader, arena: u32) -> Result<(), String> {
         .state
         .iter()
         .enumerate()
-        .map(|(i, w)| ((w | w.rotate_right(1)) & pool::live_mask(i)).count_ones())
+        .map(|(i, w)| ((w | w.rotate_right(1)) & pool::low_mask(i)).count_ones())
         .sum();
     if live_states != h.count {
         return Err(format!(

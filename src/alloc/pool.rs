@@ -42,7 +42,7 @@ use super::size_class::{ALIGNMENT, ALIGNMENT_SHIFT, POOL_MASK, POOL_SIZE, class_
 pub(crate) const STATE_WORDS: usize = POOL_SIZE / 16 / 32;
 /// The low bits of the granules' pairs in a `state` word whose granules
 /// have an even `g / 16`.
-const LIVE_BITS: u64 = 0x5555_5555_5555_5555;
+const LOW_BITS: u64 = 0x5555_5555_5555_5555;
 
 /// A granule's two `state` bits, low bit first: an allocated block starts
 /// there and holds no object. Free is `00`.
@@ -80,9 +80,9 @@ pub struct PoolHeader {
     /// bit `g / 16` (the low bit) and the next bit, mod 64: the granule's
     /// state, `STATE_ALLOCATED`, `STATE_OBJECT`, `STATE_GC_OBJECT`, or zero
     /// where no allocated block starts. Sharing a word, a free tests and
-    /// clears both with one load and one store, on one cache line. The words are
-    /// transposed (granule g's neighbours in a word are g ± 32, not g ± 1) so
-    /// that blocks of 512 bytes all use word 0, in the header's first cache
+    /// clears both with one load and one store, on one cache line. The
+    /// words are transposed (granule g's neighbours in a word are g ± 32,
+    /// not g ± 1) so that blocks of 512 bytes all use word 0, in the header's first cache
     /// line, and blocks of 256 bytes words 0 and 16: a pool of large blocks
     /// touches one or two lines of its header, not five.
     pub state: [u64; STATE_WORDS],
@@ -118,8 +118,8 @@ pub(crate) const fn state_word(g: usize) -> usize {
 }
 
 /// The position of granule `g`'s low state bit in its `state` word; its
-/// high bit is the next one, mod 64. Bits of `g` above the pool's are taken mod
-/// 64 by the shifts and rotations that use it.
+/// high bit is the next one, mod 64. Bits of `g` above the pool's are taken
+/// mod 64 by the shifts and rotations that use it.
 #[inline(always)]
 pub(crate) const fn state_position(g: usize) -> u32 {
     (g >> 4) as u32
@@ -129,8 +129,8 @@ pub(crate) const fn state_position(g: usize) -> u32 {
 /// `g + 32`, `g + 64` ..., so their positions `g / 16` all have the parity
 /// of bit 4 of `g`. The high bits are the others.
 #[inline(always)]
-pub(crate) const fn live_mask(w: usize) -> u64 {
-    LIVE_BITS.rotate_left(((w.wrapping_sub(STATE_ROTATION) >> 4) & 1) as u32)
+pub(crate) const fn low_mask(w: usize) -> u64 {
+    LOW_BITS.rotate_left(((w.wrapping_sub(STATE_ROTATION) >> 4) & 1) as u32)
 }
 
 /// The granule whose low state bit is at position `pos` of `state` word `w`
@@ -241,9 +241,20 @@ pub unsafe fn clear_live(pool: *mut PoolHeader, p: *mut u8) {
 /// `pool` must be the live header of the pool containing the live block `p`.
 #[inline(always)]
 pub unsafe fn mark_object(pool: *mut PoolHeader, p: *mut u8, gc: bool) {
-    let (word, shift) = state_slot(pool, p);
     let state = if gc { STATE_GC_OBJECT } else { STATE_OBJECT };
-    // SAFETY: the word lies in the live header (caller's contract).
+    // SAFETY: caller's contract.
+    unsafe { set_state(pool, p, state) };
+}
+
+/// Replaces the state of the granule at `p` with `state`.
+///
+/// # Safety
+/// `pool` must be the header of the pool containing the 16-byte aligned
+/// `p`.
+#[inline(always)]
+unsafe fn set_state(pool: *mut PoolHeader, p: *mut u8, state: u64) {
+    let (word, shift) = state_slot(pool, p);
+    // SAFETY: the word lies in the header (caller's contract).
     unsafe { *word = (*word & (!3u64).rotate_left(shift)) | state.rotate_left(shift) };
 }
 
@@ -257,12 +268,10 @@ pub unsafe fn mark_object(pool: *mut PoolHeader, p: *mut u8, gc: bool) {
 /// `p`, in use or not.
 #[inline(always)]
 pub unsafe fn unmark_object(pool: *mut PoolHeader, p: *mut u8) {
-    let (word, shift) = state_slot(pool, p);
-    // SAFETY: the word lies in the header (caller's contract).
+    // SAFETY: caller's contract.
     unsafe {
-        let r = (*word).rotate_right(shift);
-        if r & 2 != 0 {
-            *word = ((r & !3) | STATE_ALLOCATED).rotate_left(shift);
+        if granule_state(pool, p) & 2 != 0 {
+            set_state(pool, p, STATE_ALLOCATED);
         }
     }
 }
@@ -432,13 +441,13 @@ mod tests {
             let (w, pos) = (state_word(g), state_position(g));
             assert!(w < STATE_WORDS && pos < 64);
             let live = 1u64 << pos;
-            assert_eq!(live & live_mask(w), live, "granule {g}");
-            assert_eq!(live.rotate_left(1) & live_mask(w), 0, "granule {g}");
+            assert_eq!(live & low_mask(w), live, "granule {g}");
+            assert_eq!(live.rotate_left(1) & low_mask(w), 0, "granule {g}");
             assert_eq!(seen[w] & live, 0, "granule {g} shares a bit");
             seen[w] |= live;
             assert_eq!(granule_at(w, pos), g);
         }
-        assert!(seen.iter().enumerate().all(|(w, &s)| s == live_mask(w)));
+        assert!(seen.iter().enumerate().all(|(w, &s)| s == low_mask(w)));
         // The words the blocks of a class use, from the pool's first block.
         let words = |size: usize| {
             let mut ws: Vec<usize> = (POOL_OVERHEAD..=POOL_SIZE - size)
